@@ -1,0 +1,3 @@
+/* auth - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "auth.h"

@@ -1,0 +1,3 @@
+/* conf - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "conf.h"

@@ -1,0 +1,144 @@
+/*
+ * conf - the configuration file (INI, parsed with libinih).
+ *
+ * Every setting is declared once in a table in conf.c (section, name, type,
+ * default, range). Errors read "file:line: message", one per problem, and
+ * conf_load() reports them all rather than stopping at the first, so
+ * `outpostd -n` shows everything to fix in one run.
+ *
+ * Sections: [server] (one), [listen NAME]... (at least one),
+ * [upstream NAME]... (none given: an embedded default "local" with
+ * address = maildir:STATE_DIR/outbox), [domain NAME]..., [queue].
+ *
+ * The struct is immutable once loaded; a reload builds a new one.
+ */
+#ifndef OUTPOST_CONF_H
+#define OUTPOST_CONF_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include "util.h"
+
+#define CONF_NAME_MAX 64
+#define CONF_RETRY_MAX 32
+
+enum conf_tls { CONF_TLS_NONE, CONF_TLS_STARTTLS, CONF_TLS_IMPLICIT };
+enum conf_auth { CONF_AUTH_REQUIRED, CONF_AUTH_OPTIONAL };
+enum conf_unsigned { CONF_UNSIGNED_REJECT, CONF_UNSIGNED_RELAY };
+
+/* One trusted_networks entry: address family, network bytes, prefix. */
+struct conf_net {
+	int family;                 /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int prefix;
+};
+
+struct conf_listen {
+	char name[CONF_NAME_MAX];
+	char host[HOST_MAX];        /* "" or "*" = any; "::" = any v6 */
+	int port;
+	enum conf_tls tls;          /* default starttls */
+	enum conf_auth auth;        /* default required */
+	char cert[PATH_MAX];        /* required unless tls = none */
+	char key[PATH_MAX];
+	int line;                   /* line of the section header */
+};
+
+struct conf_upstream {
+	char name[CONF_NAME_MAX];
+	int is_maildir;             /* address = maildir:DIR */
+	char maildir[PATH_MAX];     /* absolute or relative to the cwd */
+	char host[HOST_MAX];        /* otherwise host and port */
+	int port;
+	enum conf_tls tls;          /* default starttls */
+	int tls_verify;             /* default yes */
+	char ca_file[PATH_MAX];     /* "" = system store */
+	char tls_name[HOST_MAX];    /* name to verify; default host */
+	char username[256];         /* "" = no AUTH */
+	char password_file[PATH_MAX];
+	char *password;             /* read from password_file at load; secret */
+	char helo[HOST_MAX];        /* default server hostname */
+	int max_connections;        /* default 4 */
+	int max_messages_per_connection; /* default 100 */
+	long idle_timeout;          /* seconds a pooled connection may idle, 30 */
+	/* RFC 5321 4.5.3.2 client timeouts, seconds */
+	long connect_timeout;       /* 30 */
+	long greeting_timeout;      /* 300 */
+	long command_timeout;       /* 300: EHLO, AUTH, MAIL, RCPT, RSET, QUIT */
+	long data_timeout;          /* 120: DATA initiation */
+	long data_block_timeout;    /* 180: each block of the body */
+	long data_done_timeout;     /* 600: reply to the final dot */
+	int line;
+};
+
+struct conf_domain {
+	char name[HOST_MAX];        /* lower case */
+	char **upstreams;           /* names, in failover order; may be empty */
+	size_t nupstreams;
+	int line;
+};
+
+struct conf_queue {
+	long retry[CONF_RETRY_MAX]; /* seconds between attempts; last repeats */
+	size_t nretry;              /* default 1m, 5m, 15m, 30m, 1h */
+	long max_lifetime;          /* default 5d: then the message bounces */
+	long delay_warning;         /* default 4h (used by DSN, later) */
+	long scan_interval;         /* default 1s: how often the scheduler wakes */
+};
+
+struct conf_server {
+	char hostname[HOST_MAX];    /* default gethostname() */
+	char state_dir[PATH_MAX];   /* default LOCALSTATEDIR/lib/outpost */
+	char users_file[PATH_MAX];  /* "" = no users, AUTH always fails */
+	struct conf_net *trusted;   /* trusted_networks; default 127.0.0.0/8, ::1 */
+	size_t ntrusted;
+	size_t max_message_size;    /* default 25M */
+	int max_recipients;         /* default 100 */
+	size_t max_header_size;     /* default 256k */
+	int max_connections;        /* default 1000 */
+	int max_connections_per_ip; /* default 50 */
+	/* RFC 5321 4.5.3.2 server timeouts, seconds */
+	long timeout_command;       /* default 300: waiting for the next command */
+	long timeout_data;          /* default 180: between DATA blocks */
+	long timeout_tls;           /* default 30: TLS handshake */
+	int auth_max_failures;      /* default 3: then 421 4.7.0 and close */
+	long auth_failure_delay;    /* default 2: seconds added per failure per IP */
+	long auth_penalty_window;   /* default 600: failures remembered per IP */
+	char postmaster[ADDR_MAX];  /* default postmaster@hostname */
+	char default_upstream[CONF_NAME_MAX]; /* default: the first upstream */
+	enum conf_unsigned unsigned_policy;   /* default reject (DKIM issue) */
+	char dns_server[HOST_MAX];  /* "" = system resolver; else ip[:port] */
+	int signer_threads;         /* default: number of cores */
+	int debug;                  /* log_level = debug */
+};
+
+struct conf {
+	char path[PATH_MAX];
+	struct conf_server server;
+	struct conf_listen *listens;
+	size_t nlistens;
+	struct conf_upstream *upstreams;
+	size_t nupstreams;
+	struct conf_domain *domains;
+	size_t ndomains;
+	struct conf_queue queue;
+};
+
+/* Parse `path`. On success returns 0 and *out; otherwise writes one
+ * "path:line: message" line per error to errs, returns the error count
+ * (> 0) and *out is NULL. Warnings go to errs as "path:line: warning: ...". */
+int conf_load(const char *path, FILE *errs, struct conf **out);
+void conf_free(struct conf *c);
+
+const struct conf_upstream *conf_upstream_find(const struct conf *c, const char *name);
+/* [domain] section for a domain (case-insensitive), or NULL. */
+const struct conf_domain *conf_domain_find(const struct conf *c, const char *domain);
+/* Is this peer address inside trusted_networks? v4-mapped v6 counts as v4. */
+int conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
+/* Parse "10.0.0.0/8" or "::1" into a conf_net. Returns 0 or -1. */
+int conf_parse_net(const char *s, struct conf_net *out);
+int conf_net_match(const struct conf_net *n, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,3 @@
+/* dns - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "dns.h"

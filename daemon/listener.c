@@ -1,0 +1,3 @@
+/* listener - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "listener.h"

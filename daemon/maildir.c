@@ -1,0 +1,3 @@
+/* maildir - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "maildir.h"

@@ -1,0 +1,3 @@
+/* message - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "message.h"

@@ -1,0 +1,3 @@
+/* scheduler - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "scheduler.h"

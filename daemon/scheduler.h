@@ -1,0 +1,38 @@
+/*
+ * scheduler - decides what is delivered when.
+ *
+ * Keeps an in-memory index of every message with pending recipients
+ * (loaded from the store at start, added on each commit), ordered by the
+ * next attempt time. A timer wakes it; due messages have their data read
+ * through the store thread and go to their upstream (chosen from the
+ * sender domain's [domain] upstream list, else [server] default_upstream).
+ * Outcomes are recorded in the store and logged Postfix-style:
+ *   3F2A1B09C4D7: to=<b@y>, relay=host[ip]:587, delay=0.41, dsn=2.0.0,
+ *   status=sent (250 2.0.0 Ok)
+ * 4xx reschedules by [queue] retry; once max_lifetime has passed, or on
+ * 5xx, the recipient is bounced (the DSN itself comes with a later issue).
+ */
+#ifndef OUTPOST_SCHEDULER_H
+#define OUTPOST_SCHEDULER_H
+
+#include <stddef.h>
+
+struct server;
+struct store_qmsg;
+struct scheduler;
+
+/* Builds one upstream per [upstream] section. NULL with err. */
+struct scheduler *scheduler_new(struct server *srv, char *err, size_t errlen);
+/* Load the queue from the store (synchronous; before the loop runs).
+ * Returns the number of messages loaded or -1. */
+long scheduler_load(struct scheduler *s);
+/* A message just committed; the scheduler copies what it needs. */
+void scheduler_add(struct scheduler *s, const struct store_qmsg *m);
+/* Messages with pending recipients, and jobs at upstreams now. */
+size_t scheduler_pending(const struct scheduler *s);
+size_t scheduler_inflight(const struct scheduler *s);
+/* Stop starting new deliveries (shutdown); in-flight ones finish. */
+void scheduler_stop(struct scheduler *s);
+void scheduler_free(struct scheduler *s);
+
+#endif

@@ -1,0 +1,3 @@
+/* signer - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "signer.h"

@@ -1,0 +1,3 @@
+/* store - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "store.h"

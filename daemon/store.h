@@ -1,0 +1,135 @@
+/*
+ * store - the durable queue in SQLite.
+ *
+ * One database file (state_dir/queue.db) in WAL mode with
+ * synchronous=FULL, both checked on every open: a message that got 250 is
+ * on disk. All writes during operation go through one store thread that
+ * takes every commit waiting at that moment and writes them in a single
+ * transaction (group commit), so one fsync serves many sessions. Reads of
+ * message bodies for delivery also go through that thread, so the event
+ * loop never blocks on SQLite. Completion callbacks run on the loop
+ * (through loopq). Only bound parameters are used in SQL.
+ *
+ * Schema (version 1):
+ *   messages(id, queue_id, sender, auth_user, client, helo, received_at,
+ *            size, flags, body_8bit, smtputf8, data BLOB, done_at)
+ *   recipients(id, message_id, address, status, attempts,
+ *              next_attempt_at, last_reply, upstream, notify, orcpt)
+ *     status: 'queued' | 'deferred' | 'sent' | 'bounced' | 'suppressed'
+ *   events(id, message_id, recipient_id, at, upstream, relay, status, reply)
+ *   meta(key, value)   -- schema_version
+ * Once every recipient of a message is final, its data is dropped
+ * (data = NULL, done_at set); the rows stay as history.
+ *
+ * Startup functions (store_open, store_load_queue) run before the loop
+ * starts and are synchronous.
+ */
+#ifndef OUTPOST_STORE_H
+#define OUTPOST_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include "util.h"
+
+struct event_base;
+struct loopq;
+struct store;
+
+/* Error classes for callbacks; the session maps them to replies. */
+#define STORE_OK     0
+#define STORE_EFULL  1  /* disk full, quota: 452 4.3.1 */
+#define STORE_EBUSY  2  /* locked database: 451 4.3.0 */
+#define STORE_EIO    3  /* anything else: 451 4.3.0 */
+
+#define STORE_FLAG_HELD      0x1
+#define STORE_FLAG_BULK      0x2
+#define STORE_FLAG_FORWARDED 0x4
+#define STORE_FLAG_DSN       0x8
+
+/* A message as the session commits it. The store copies nothing out of it
+ * before the callback: keep it alive until then. */
+struct store_msg {
+	char queue_id[QUEUE_ID_LEN + 1];
+	const char *sender;         /* "" for <> */
+	const char *auth_user;      /* NULL if none */
+	const char *client;         /* "192.0.2.7" */
+	const char *helo;
+	time_t received_at;
+	int flags;
+	int body_8bit;
+	int smtputf8;
+	const char *data;           /* final bytes, CRLF line endings */
+	size_t len;
+	const char *const *rcpts;
+	const int *notify;          /* per recipient SMTP_NOTIFY_* bits, or NULL */
+	const char *const *orcpt;   /* per recipient, or NULL */
+	size_t nrcpt;
+	/* filled by the store before the callback on success: */
+	int64_t id;
+	int64_t *rcpt_ids;          /* caller-provided array of nrcpt */
+};
+
+/* A queued message with its pending recipients, as loaded at start or
+ * just committed: what the scheduler keeps in memory (no body). */
+struct store_qrcpt {
+	int64_t id;
+	const char *addr;
+	int attempts;
+	time_t next_attempt;
+};
+struct store_qmsg {
+	int64_t id;
+	const char *queue_id;
+	const char *sender;
+	const char *auth_user;
+	time_t received_at;
+	size_t size;
+	int flags;
+	int body_8bit;
+	int smtputf8;
+	const struct store_qrcpt *rcpts;
+	size_t nrcpt;
+};
+
+/* One recipient's outcome of a delivery attempt. */
+struct store_result {
+	int64_t rcpt_id;
+	const char *status;         /* "sent" | "deferred" | "bounced" */
+	int attempts;               /* new total */
+	time_t next_attempt;        /* for deferred */
+	const char *reply;          /* upstream reply or local reason */
+	const char *upstream;       /* upstream name */
+	const char *relay;          /* "host[ip]:port" */
+};
+
+typedef void (*store_done_fn)(int err, void *arg);
+typedef void (*store_data_fn)(int err, char *data, size_t len, void *arg);
+typedef void (*store_qmsg_fn)(const struct store_qmsg *m, void *arg);
+
+/* Open (creating the schema) and verify journal_mode=wal and
+ * synchronous=FULL. readonly for outpostctl listings. NULL with err. */
+struct store *store_open(const char *path, int readonly, char *err, size_t errlen);
+/* Start the store thread; callbacks go through q onto the loop. */
+int store_start(struct store *s, struct loopq *q);
+/* Finish queued work, stop the thread, close the database. */
+void store_close(struct store *s);
+
+/* Group-committed insert of a message and its recipients. */
+void store_commit(struct store *s, struct store_msg *m, store_done_fn cb, void *arg);
+/* Read a message's data off the loop; data is malloc'd and owned by cb. */
+void store_load_data(struct store *s, int64_t msg_id, store_data_fn cb, void *arg);
+/* Record attempt outcomes (copied before return) and an events row each;
+ * msg_done: every recipient of msg_id is now final, drop its data.
+ * cb may be NULL. */
+void store_record(struct store *s, int64_t msg_id, const struct store_result *res,
+    size_t n, int msg_done, store_done_fn cb, void *arg);
+
+/* Synchronous, before the loop runs: call cb for every message that has
+ * recipients in 'queued' or 'deferred'. Returns 0 or -1. */
+int store_load_queue(struct store *s, store_qmsg_fn cb, void *arg);
+
+/* For tests and fault injection: make the next n commits fail with err. */
+void store_fail_next(struct store *s, int n, int err);
+
+#endif

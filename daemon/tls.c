@@ -1,0 +1,3 @@
+/* tls - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "tls.h"

@@ -1,0 +1,3 @@
+/* upstream - placeholder until the module lands (replaced in this issue). */
+#include "config.h"
+#include "upstream.h"
