@@ -1,2 +1,232 @@
+/*
+ * main - outpostd: load the configuration, open the queue, start the
+ * worker threads, the listeners and the scheduler, run the event loop.
+ *
+ *   outpostd [-c FILE] [-f] [-d]   run (-f: foreground, log to stderr)
+ *   outpostd [-c FILE] -n          check the configuration and exit
+ *
+ * Startup order matters for "nothing accepted is ever lost": the queue is
+ * opened and loaded before any listener accepts a connection. SIGTERM and
+ * SIGINT stop gracefully: listeners close, idle sessions are closed, a
+ * session waiting for its commit still gets its 250, deliveries in flight
+ * finish (bounded by STOP_GRACE), then the store thread is drained.
+ */
 #include "config.h"
-int main(void) { return 0; }
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/ssl.h>
+
+#include "auth.h"
+#include "conf.h"
+#include "dns.h"
+#include "listener.h"
+#include "log.h"
+#include "loopq.h"
+#include "scheduler.h"
+#include "server.h"
+#include "signer.h"
+#include "smtp_session.h"
+#include "store.h"
+#include "util.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONF SYSCONFDIR "/outpost/outpost.conf"
+#define STOP_GRACE 10           /* seconds to let sessions and deliveries finish */
+
+static struct server server;
+static struct event *stop_timer;
+static int64_t stop_started;
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: outpostd [-c FILE] [-f] [-d]   run the relay\n"
+	    "       outpostd [-c FILE] -n          check the configuration\n"
+	    "  -c FILE  configuration (default %s)\n"
+	    "  -f       stay in the foreground and log to stderr\n"
+	    "  -d       debug logging\n", DEFAULT_CONF);
+	exit(2);
+}
+
+/* main_stop_check - leave the loop once nothing is in flight */
+static void
+main_stop_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval tv = { 0, 100 * 1000 };
+	int64_t waited = util_mono_ms() - stop_started;
+
+	if ((server.nsessions == 0 && scheduler_inflight(server.sched) == 0) ||
+	    waited > STOP_GRACE * 1000) {
+		if (server.nsessions || scheduler_inflight(server.sched))
+			log_warn("stopping with %d sessions and %zu deliveries still open "
+			    "(deliveries will be retried)", server.nsessions,
+			    scheduler_inflight(server.sched));
+		event_base_loopbreak(server.base);
+		return;
+	}
+	evtimer_add(stop_timer, &tv);
+}
+
+static void
+main_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (server.stopping) {
+		log_warn("second signal: stopping now");
+		event_base_loopbreak(server.base);
+		return;
+	}
+	log_info("signal %d: stopping", (int)sig);
+	server.stopping = 1;
+	for (size_t i = 0; i < server.nlisteners; i++)
+		listener_disable(server.listeners[i]);
+	scheduler_stop(server.sched);
+	smtp_session_shutdown(&server);
+	stop_started = util_mono_ms();
+	stop_timer = evtimer_new(server.base, main_stop_check, NULL);
+	evtimer_add(stop_timer, &tv);
+}
+
+/* main_state_dir - the queue lives here; private to the daemon */
+static int
+main_state_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_err("state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		log_err("state_dir %s: not a directory", dir);
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf_path = DEFAULT_CONF;
+	int foreground = 0, check = 0, debug = 0, ch, nerr = 0;
+	char err[512], dbpath[PATH_MAX + 16];
+	struct event *sigterm, *sigint;
+	long loaded;
+
+	while ((ch = getopt(argc, argv, "c:dfhn")) != -1) {
+		switch (ch) {
+		case 'c': conf_path = optarg; break;
+		case 'd': debug = 1; break;
+		case 'f': foreground = 1; break;
+		case 'n': check = 1; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	if (conf_load(conf_path, stderr, &server.conf) != 0) {
+		fprintf(stderr, "outpostd: %s: configuration has errors\n", conf_path);
+		return 1;
+	}
+	if (server.conf->server.users_file[0]) {
+		server.users = auth_load(server.conf->server.users_file, stderr, &nerr);
+		if (server.users == NULL) {
+			fprintf(stderr, "outpostd: %s: users file has errors\n",
+			    server.conf->server.users_file);
+			conf_free(server.conf);
+			return 1;
+		}
+	} else {
+		server.users = auth_empty();
+	}
+	if (check) {
+		printf("%s: configuration ok (%zu listeners, %zu upstreams, %zu users)\n",
+		    conf_path, server.conf->nlistens, server.conf->nupstreams,
+		    server.users->nusers);
+		auth_free(server.users);
+		conf_free(server.conf);
+		return 0;
+	}
+
+	log_init(foreground ? LOG_DEST_STDERR : LOG_DEST_SYSLOG,
+	    debug || server.conf->server.debug, "outpostd");
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0)
+		fatalx("libevent without pthreads support");
+	if ((server.base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	server.started = util_now();
+	server.penalty = auth_penalty_new(4096, server.conf->server.auth_penalty_window);
+	server.loopq = loopq_new(server.base);
+	server.signer = signer_new(server.loopq, server.conf->server.signer_threads);
+
+	if (main_state_dir(server.conf->server.state_dir) < 0)
+		return 1;
+	snprintf(dbpath, sizeof(dbpath), "%s/queue.db", server.conf->server.state_dir);
+	if ((server.store = store_open(dbpath, 0, err, sizeof(err))) == NULL)
+		fatalx("queue %s: %s", dbpath, err);
+	if ((server.dns = dns_new(server.base, server.conf->server.dns_server, err,
+	    sizeof(err))) == NULL)
+		fatalx("dns: %s", err);
+	if ((server.sched = scheduler_new(&server, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	/* The queue is loaded before the first connection is accepted. */
+	if ((loaded = scheduler_load(server.sched)) < 0)
+		fatalx("queue %s: cannot load", dbpath);
+	if (store_start(server.store, server.loopq) < 0)
+		fatalx("queue %s: cannot start the store thread", dbpath);
+
+	server.listeners = xcalloc(server.conf->nlistens, sizeof(*server.listeners));
+	for (size_t i = 0; i < server.conf->nlistens; i++) {
+		struct listener *l = listener_new(&server, &server.conf->listens[i], err,
+		    sizeof(err));
+		if (l == NULL)
+			fatalx("%s:%d: %s", server.conf->path, server.conf->listens[i].line, err);
+		server.listeners[server.nlisteners++] = l;
+	}
+
+	sigterm = evsignal_new(server.base, SIGTERM, main_signal, NULL);
+	sigint = evsignal_new(server.base, SIGINT, main_signal, NULL);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	log_info("outpostd %s started: %ld queued messages, %zu users, %d signer threads",
+	    PACKAGE_VERSION, loaded, server.users->nusers,
+	    server.conf->server.signer_threads);
+
+	event_base_dispatch(server.base);
+
+	/* Shutdown: no new work; what is queued in the threads completes. */
+	for (size_t i = 0; i < server.nlisteners; i++)
+		listener_free(server.listeners[i]);
+	free(server.listeners);
+	scheduler_free(server.sched);
+	signer_free(server.signer);
+	store_close(server.store);
+	loopq_free(server.loopq);
+	dns_free(server.dns);
+	if (stop_timer)
+		event_free(stop_timer);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(server.base);
+	auth_penalty_free(server.penalty);
+	auth_free(server.users);
+	log_info("stopped");
+	conf_free(server.conf);
+	return 0;
+}

@@ -1,3 +1,1423 @@
-/* smtp_session - placeholder until the module lands (replaced in this issue). */
+/*
+ * smtp_session - the submission server's SMTP state machine.
+ *
+ * One session per client connection, living on the event loop. Input is
+ * untrusted: every line is length-checked before it is parsed (a command
+ * line is at most SMTP_LINE_MAX octets, CRLF included), and only CRLF ends
+ * a line: a bare CR or LF in a command gets 500 5.5.2, in DATA the whole
+ * message is refused with 550 5.5.2 at its end (SMTP smuggling,
+ * CVE-2023-51764). Only CRLF "." CRLF ends DATA (RFC 5321 4.1.1.4).
+ *
+ * Commands are dispatched through a table {verb, states allowed, handler};
+ * the state changes in session_set_state() only, which logs at debug
+ * level. Work that must not run on the loop (crypt(3) for AUTH, the
+ * RFC 5322 checks and signing at the final dot) goes to the signer pool;
+ * the store thread commits the message; only then is 250 sent. While such
+ * a job runs the session is "busy": it reads no further commands
+ * (pipelined input waits in the buffer), and if the client goes away the
+ * session is freed when the job comes back, never under the job's feet.
+ *
+ * STARTTLS (RFC 3207 4.2): input already buffered after the STARTTLS line
+ * is discarded, and HELO and AUTH state are forgotten after the handshake.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "auth.h"
+#include "conf.h"
+#include "listener.h"
+#include "log.h"
+#include "message.h"
+#include "scheduler.h"
+#include "server.h"
+#include "signer.h"
+#include "smtp_parse.h"
 #include "smtp_session.h"
+#include "store.h"
+#include "tls.h"
+#include "util.h"
+
+#define SESSION_SASL_LINE_MAX 2048   /* RFC 4954 4 allows 12288; PLAIN needs far less */
+#define SESSION_OUT_HIGH (256 * 1024) /* stop reading commands while replies pile up */
+#define SESSION_IN_HIGH (256 * 1024)  /* libevent stops reading the socket above this */
+#define SESSION_BAD_MAX 20            /* unknown or invalid commands before 421 */
+#define SESSION_DATA_PROGRESS 1024    /* DATA bytes that renew the data deadline */
+#define SESSION_AUTH_DELAY_MAX 30     /* seconds: cap on the per-IP failure delay */
+#define SESSION_REPLY_MAX 1024
+
+enum session_state {
+	ST_CONNECTED,       /* greeting sent, no HELO/EHLO yet */
+	ST_READY,           /* after HELO/EHLO: no transaction */
+	ST_MAIL,            /* MAIL accepted */
+	ST_RCPT,            /* at least one RCPT accepted */
+	ST_DATA,            /* reading the message */
+	ST_SASL,            /* waiting for a SASL continuation line */
+	ST_TLS,             /* TLS handshake in progress */
+	ST_CLOSING,         /* final reply queued, closing after the flush */
+	ST_COUNT
+};
+
+static const char *session_state_names[ST_COUNT] = {
+	"CONNECTED", "READY", "MAIL", "RCPT", "DATA", "SASL", "TLS", "CLOSING",
+};
+
+#define BIT(s) (1u << (s))
+#define ANY_CMD_STATE (BIT(ST_CONNECTED) | BIT(ST_READY) | BIT(ST_MAIL) | BIT(ST_RCPT))
+
+/* DATA scanner states: where we are relative to a line start. */
+enum data_state { D_BOL, D_MID, D_CR, D_DOT, D_DOTCR };
+
+enum sasl_step { SASL_NONE, SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS };
+
+struct session {
+	struct session *prev, *next; /* all sessions, for shutdown */
+	struct server *srv;
+	struct listener *listener;
+	const struct conf_listen *cl;
+	SSL_CTX *ssl_ctx;
+	struct bufferevent *bev;
+	struct event *deadline;
+	enum session_state state;
+	char id[16];                /* session id for log lines */
+	char ip[IP_STR_MAX];
+	int port;
+	int trusted;                /* peer inside trusted_networks */
+	int tls;                    /* TLS established */
+	char tls_desc[128];
+	int esmtp;                  /* EHLO rather than HELO */
+	char helo[HOST_MAX];
+	int nbad;                   /* unknown/invalid commands so far */
+	int busy;                   /* a worker job or the store owns us */
+	int dead;                   /* connection gone while busy */
+	int skip_line;              /* discarding an overlong line up to LF */
+
+	/* authentication */
+	char user[AUTH_NAME_MAX];   /* authenticated user, "" if none */
+	const struct auth_user *auth_user;
+	enum sasl_step sasl;
+	char sasl_name[AUTH_NAME_MAX];
+	int auth_failures;
+
+	/* the transaction */
+	char qid[QUEUE_ID_LEN + 1];
+	struct smtp_mail mail;
+	char **rcpts;
+	int *rcpt_notify;
+	char **rcpt_orcpt;
+	size_t nrcpt;
+	struct evbuffer *body;
+	size_t body_len;
+	enum data_state dstate;
+	int data_bare;              /* bare CR or LF seen in DATA */
+	int data_nul;               /* NUL seen in DATA */
+	int data_big;               /* over max_message_size */
+	size_t data_since_renew;
+};
+
+/* A message on its way from the final dot to the 250. */
+struct session_job {
+	struct session *s;
+	/* inputs, owned by the job */
+	char *raw;
+	size_t rawlen;
+	struct message_params params;
+	char helo_esc[HOST_MAX];
+	char hostname[HOST_MAX];
+	char tls_desc[128];
+	char protocol[16];
+	char rcpt_for[ADDR_MAX + 1];
+	/* outputs */
+	int rc;
+	char err[SMTP_ERR_MAX];
+	struct message_info info;
+	char *out;
+	size_t outlen;
+	/* commit */
+	struct store_msg sm;
+	int64_t *rcpt_ids;
+	int64_t started_ms;
+};
+
+/* An AUTH check running in the pool. */
+struct auth_job {
+	struct session *s;
+	const struct auth_user *u;
+	char name[AUTH_NAME_MAX];
+	char pass[AUTH_PASS_MAX];
+	int ok;
+};
+
+static unsigned long session_counter;
+static struct session *session_list;
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_process(struct session *s);
+static void session_free(struct session *s);
+
+/* session_set_state - the one place the state changes */
+static void
+session_set_state(struct session *s, enum session_state st)
+{
+	if (s->state != st)
+		log_debug("%s: state %s -> %s", s->id, session_state_names[s->state],
+		    session_state_names[st]);
+	s->state = st;
+}
+
+/* session_reply - queue one reply line (CRLF added) */
+static void session_reply(struct session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void
+session_reply(struct session *s, const char *fmt, ...)
+{
+	char line[SESSION_REPLY_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	if (log_debug_enabled()) {
+		char esc[SESSION_REPLY_MAX * 2];
+		log_debug("%s: > %s", s->id, log_escn(line, (size_t)n - 2, esc, sizeof(esc)));
+	}
+	bufferevent_write(s->bev, line, (size_t)n);
+}
+
+/* session_deadline - (re)arm the per-command deadline */
+static void
+session_deadline(struct session *s, long seconds)
+{
+	struct timeval tv = { seconds, 0 };
+
+	if (seconds <= 0)
+		event_del(s->deadline);
+	else
+		event_add(s->deadline, &tv);
+}
+
+/* session_close - send nothing more; close once the output is flushed */
+static void
+session_close(struct session *s)
+{
+	session_set_state(s, ST_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		/* Nothing to flush: free from the loop, never under the
+		 * caller's feet (it may still be walking the session). */
+		event_active(s->deadline, EV_TIMEOUT, 0);
+		return;
+	}
+	session_deadline(s, 10);    /* a client that never reads cannot hold us */
+}
+
+/* session_reset - forget the transaction (RSET, EHLO, end of DATA) */
+static void
+session_reset(struct session *s)
+{
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		free(s->rcpts[i]);
+		free(s->rcpt_orcpt[i]);
+	}
+	free(s->rcpts);
+	free(s->rcpt_notify);
+	free(s->rcpt_orcpt);
+	s->rcpts = NULL;
+	s->rcpt_notify = NULL;
+	s->rcpt_orcpt = NULL;
+	s->nrcpt = 0;
+	memset(&s->mail, 0, sizeof(s->mail));
+	s->qid[0] = '\0';
+	if (s->body)
+		evbuffer_free(s->body);
+	s->body = NULL;
+	s->body_len = 0;
+	s->data_bare = s->data_nul = s->data_big = 0;
+	if (s->state == ST_MAIL || s->state == ST_RCPT || s->state == ST_DATA)
+		session_set_state(s, ST_READY);
+}
+
+/* session_may_submit - RFC 6409 4.3: who may start a transaction */
+static int
+session_may_submit(const struct session *s)
+{
+	if (s->user[0])
+		return 1;
+	/* auth = optional lets trusted LAN devices (printers, scanners)
+	 * submit without AUTH; nobody else ever does: no open relay. */
+	return s->trusted && s->cl->auth == CONF_AUTH_OPTIONAL;
+}
+
+/* session_sender_ok - may this client use addr as a sender? */
+static int
+session_sender_ok(const struct session *s, const char *addr)
+{
+	const char *dom;
+
+	if (s->auth_user)
+		return auth_sender_allowed(s->auth_user, addr);
+	/* A trusted device without AUTH may send as the office's domains
+	 * (those with a [domain] section), so a compromised printer cannot
+	 * spoof anybody else; with no [domain] at all, any sender. */
+	if (s->srv->conf->ndomains == 0)
+		return 1;
+	dom = util_addr_domain(addr);
+	return *dom && conf_domain_find(s->srv->conf, dom) != NULL;
+}
+
+/* ---- commands ---- */
+
+static void
+cmd_helo(struct session *s, const char *args, int esmtp)
+{
+	const struct conf *c = s->srv->conf;
+
+	if (!smtp_helo_valid(args)) {
+		session_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		s->nbad++;
+		return;
+	}
+	session_reset(s);
+	util_strlcpy(s->helo, args, sizeof(s->helo));
+	s->esmtp = esmtp;
+	session_set_state(s, ST_READY);
+	if (!esmtp) {
+		session_reply(s, "250 %s", c->server.hostname);
+		return;
+	}
+	session_reply(s, "250-%s Hello %s [%s]", c->server.hostname, s->helo, s->ip);
+	session_reply(s, "250-PIPELINING");
+	session_reply(s, "250-SIZE %zu", c->server.max_message_size);
+	session_reply(s, "250-8BITMIME");
+	session_reply(s, "250-SMTPUTF8");
+	if (s->cl->tls == CONF_TLS_STARTTLS && !s->tls)
+		session_reply(s, "250-STARTTLS");
+	/* RFC 4954 4: never offer a password exchange in clear. */
+	if (s->tls && s->user[0] == '\0')
+		session_reply(s, "250-AUTH PLAIN LOGIN");
+	session_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void
+cmd_ehlo(struct session *s, const char *args)
+{
+	cmd_helo(s, args, 1);
+}
+
+static void
+cmd_helo_plain(struct session *s, const char *args)
+{
+	cmd_helo(s, args, 0);
+}
+
+static void session_tls_start(struct session *s);
+
+static void
+cmd_starttls(struct session *s, const char *args)
+{
+	if (*args) {
+		session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (s->tls) {
+		session_reply(s, "503 5.5.1 TLS already active");
+		return;
+	}
+	if (s->cl->tls != CONF_TLS_STARTTLS || s->ssl_ctx == NULL) {
+		session_reply(s, "502 5.5.1 STARTTLS not available");
+		return;
+	}
+	session_reply(s, "220 2.0.0 Ready to start TLS");
+	session_tls_start(s);
+}
+
+static void session_auth_check(struct session *s, const char *name, const char *pass);
+
+static void
+cmd_auth(struct session *s, const char *args)
+{
+	char mech[32], user[AUTH_NAME_MAX], pass[AUTH_PASS_MAX];
+	const char *sp, *initial = NULL;
+	size_t mlen;
+
+	if (!s->tls) {
+		session_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		return;
+	}
+	if (s->user[0]) {
+		session_reply(s, "503 5.5.1 Already authenticated");
+		return;
+	}
+	sp = strchr(args, ' ');
+	mlen = sp ? (size_t)(sp - args) : strlen(args);
+	if (mlen == 0 || mlen >= sizeof(mech)) {
+		session_reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
+	memcpy(mech, args, mlen);
+	mech[mlen] = '\0';
+	if (sp) {
+		initial = sp + 1;
+		if (strchr(initial, ' ')) {
+			session_reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+			return;
+		}
+	}
+	if (util_strcaseeq(mech, "PLAIN")) {
+		if (initial == NULL) {
+			s->sasl = SASL_PLAIN;
+			session_set_state(s, ST_SASL);
+			session_reply(s, "334 ");
+			return;
+		}
+		if (auth_decode_plain(strcmp(initial, "=") == 0 ? "" : initial,
+		    user, sizeof(user), pass, sizeof(pass)) < 0) {
+			session_reply(s, "501 5.5.2 Cannot decode AUTH PLAIN response");
+			return;
+		}
+		session_auth_check(s, user, pass);
+		util_wipe(pass, sizeof(pass));
+	} else if (util_strcaseeq(mech, "LOGIN")) {
+		if (initial) {
+			if (auth_decode_login(initial, s->sasl_name, sizeof(s->sasl_name)) < 0) {
+				session_reply(s, "501 5.5.2 Cannot decode AUTH LOGIN response");
+				return;
+			}
+			s->sasl = SASL_LOGIN_PASS;
+			session_set_state(s, ST_SASL);
+			session_reply(s, "334 UGFzc3dvcmQ6");
+			return;
+		}
+		s->sasl = SASL_LOGIN_USER;
+		session_set_state(s, ST_SASL);
+		session_reply(s, "334 VXNlcm5hbWU6");
+	} else {
+		session_reply(s, "504 5.5.4 Unrecognized authentication type");
+	}
+}
+
+/* session_sasl_line - a continuation line of AUTH (RFC 4954 4) */
+static void
+session_sasl_line(struct session *s, const char *line)
+{
+	char user[AUTH_NAME_MAX], pass[AUTH_PASS_MAX];
+	enum sasl_step step = s->sasl;
+
+	s->sasl = SASL_NONE;
+	session_set_state(s, ST_READY);
+	if (strcmp(line, "*") == 0) {
+		session_reply(s, "501 5.0.0 Authentication cancelled");
+		return;
+	}
+	switch (step) {
+	case SASL_PLAIN:
+		if (auth_decode_plain(line, user, sizeof(user), pass, sizeof(pass)) < 0) {
+			session_reply(s, "501 5.5.2 Cannot decode AUTH PLAIN response");
+			return;
+		}
+		session_auth_check(s, user, pass);
+		util_wipe(pass, sizeof(pass));
+		break;
+	case SASL_LOGIN_USER:
+		if (auth_decode_login(line, s->sasl_name, sizeof(s->sasl_name)) < 0) {
+			session_reply(s, "501 5.5.2 Cannot decode AUTH LOGIN response");
+			return;
+		}
+		s->sasl = SASL_LOGIN_PASS;
+		session_set_state(s, ST_SASL);
+		session_reply(s, "334 UGFzc3dvcmQ6");
+		break;
+	case SASL_LOGIN_PASS:
+		if (auth_decode_login(line, pass, sizeof(pass)) < 0) {
+			session_reply(s, "501 5.5.2 Cannot decode AUTH LOGIN response");
+			return;
+		}
+		session_auth_check(s, s->sasl_name, pass);
+		util_wipe(pass, sizeof(pass));
+		break;
+	case SASL_NONE:
+		break;
+	}
+}
+
+static void
+auth_job_work(void *arg)
+{
+	struct auth_job *j = arg;
+
+	j->ok = auth_verify(j->u, j->pass);
+	util_wipe(j->pass, sizeof(j->pass));
+}
+
+/* session_auth_result - reply to AUTH, now or after the per-IP delay */
+static void
+session_auth_result(struct session *s, int ok, const char *name)
+{
+	char esc[AUTH_NAME_MAX * 4];
+
+	if (ok) {
+		util_strlcpy(s->user, name, sizeof(s->user));
+		s->auth_user = auth_find(s->srv->users, name);
+		auth_penalty_success(s->srv->penalty, s->ip);
+		log_info("%s: client=[%s], sasl_method=%s, sasl_username=%s", s->id, s->ip,
+		    "PLAIN/LOGIN", log_esc(name, esc, sizeof(esc)));
+		session_reply(s, "235 2.7.0 Authentication successful");
+		return;
+	}
+	s->auth_failures++;
+	auth_penalty_fail(s->srv->penalty, s->ip, util_now());
+	log_warn("%s: [%s]: SASL authentication failed for user %s (%d on this connection)",
+	    s->id, s->ip, log_esc(name, esc, sizeof(esc)), s->auth_failures);
+	if (s->auth_failures >= s->srv->conf->server.auth_max_failures) {
+		session_reply(s, "421 4.7.0 %s Too many authentication failures; closing",
+		    s->srv->conf->server.hostname);
+		session_close(s);
+		return;
+	}
+	/* Same reply for an unknown user and a bad password (RFC 4954 6). */
+	session_reply(s, "535 5.7.8 Authentication credentials invalid");
+}
+
+struct auth_delay {
+	struct session *s;
+	struct event *ev;
+	char name[AUTH_NAME_MAX];
+};
+
+static void
+auth_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth_delay *d = arg;
+	struct session *s = d->s;
+
+	event_free(d->ev);
+	s->busy = 0;
+	if (s->dead) {
+		free(d);
+		session_free(s);
+		return;
+	}
+	session_auth_result(s, 0, d->name);
+	free(d);
+	if (s->state != ST_CLOSING)
+		session_process(s);
+}
+
+static void
+auth_job_done(void *arg)
+{
+	struct auth_job *j = arg;
+	struct session *s = j->s;
+	long delay;
+
+	if (s->dead) {
+		s->busy = 0;
+		free(j);
+		session_free(s);
+		return;
+	}
+	if (j->ok) {
+		s->busy = 0;
+		session_auth_result(s, 1, j->name);
+		free(j);
+		session_process(s);
+		return;
+	}
+	/* Slow down guessing from this address: the delay grows with the
+	 * recent failures of the IP, whatever connection they came on. */
+	delay = (long)auth_penalty_count(s->srv->penalty, s->ip, util_now()) *
+	    s->srv->conf->server.auth_failure_delay;
+	if (delay > SESSION_AUTH_DELAY_MAX)
+		delay = SESSION_AUTH_DELAY_MAX;
+	if (delay > 0) {
+		struct auth_delay *d = xcalloc(1, sizeof(*d));
+		struct timeval tv = { delay, 0 };
+		d->s = s;
+		util_strlcpy(d->name, j->name, sizeof(d->name));
+		d->ev = evtimer_new(s->srv->base, auth_delay_cb, d);
+		evtimer_add(d->ev, &tv);
+		free(j);
+		return;             /* still busy */
+	}
+	s->busy = 0;
+	session_auth_result(s, 0, j->name);
+	free(j);
+	if (s->state != ST_CLOSING)
+		session_process(s);
+}
+
+/* session_auth_check - verify name/pass in the pool; the session waits */
+static void
+session_auth_check(struct session *s, const char *name, const char *pass)
+{
+	struct auth_job *j = xcalloc(1, sizeof(*j));
+
+	j->s = s;
+	j->u = auth_find(s->srv->users, name);
+	util_strlcpy(j->name, name, sizeof(j->name));
+	util_strlcpy(j->pass, pass, sizeof(j->pass));
+	s->busy = 1;
+	session_deadline(s, 0);
+	signer_submit(s->srv->signer, auth_job_work, auth_job_done, j);
+}
+
+static void
+cmd_mail(struct session *s, const char *args)
+{
+	const struct conf *c = s->srv->conf;
+	char err[SMTP_ERR_MAX], esc[ADDR_MAX * 4];
+
+	if (!session_may_submit(s)) {
+		session_reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
+	if (s->state == ST_MAIL || s->state == ST_RCPT) {
+		session_reply(s, "503 5.5.1 Nested MAIL command");
+		return;
+	}
+	if (smtp_parse_mail(args, &s->mail, err, sizeof(err)) < 0) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		session_reply(s, "%s", err);
+		s->nbad++;
+		return;
+	}
+	if (s->mail.has_size && s->mail.size > c->server.max_message_size) {
+		session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%zu)",
+		    c->server.max_message_size);
+		memset(&s->mail, 0, sizeof(s->mail));
+		return;
+	}
+	if (!session_sender_ok(s, s->mail.addr)) {
+		if (s->user[0])
+			session_reply(s, "553 5.7.1 Sender address <%s> not owned by user %s",
+			    log_esc(s->mail.addr, esc, sizeof(esc)), s->user);
+		else
+			session_reply(s, "553 5.7.1 Sender address <%s> is not in a domain this relay signs for",
+			    log_esc(s->mail.addr, esc, sizeof(esc)));
+		memset(&s->mail, 0, sizeof(s->mail));
+		return;
+	}
+	util_queue_id(s->qid);
+	session_set_state(s, ST_MAIL);
+	log_debug("%s: %s: mail from=<%s>", s->id, s->qid, log_esc(s->mail.addr, esc, sizeof(esc)));
+	session_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+cmd_rcpt(struct session *s, const char *args)
+{
+	struct smtp_rcpt r;
+	char err[SMTP_ERR_MAX];
+
+	/* Checked before the state so that every RCPT of an unauthenticated
+	 * stranger reads 530, whatever came before (RELIABILITY S8). */
+	if (!session_may_submit(s)) {
+		session_reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
+	if (s->state != ST_MAIL && s->state != ST_RCPT) {
+		session_reply(s, "503 5.5.1 Need MAIL command first");
+		return;
+	}
+	if (smtp_parse_rcpt(args, s->mail.smtputf8, &r, err, sizeof(err)) < 0) {
+		session_reply(s, "%s", err);
+		s->nbad++;
+		return;
+	}
+	if (s->nrcpt >= (size_t)s->srv->conf->server.max_recipients) {
+		session_reply(s, "452 4.5.3 Too many recipients (limit %d)",
+		    s->srv->conf->server.max_recipients);
+		return;
+	}
+	s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1, sizeof(*s->rcpts));
+	s->rcpt_notify = xreallocarray(s->rcpt_notify, s->nrcpt + 1, sizeof(*s->rcpt_notify));
+	s->rcpt_orcpt = xreallocarray(s->rcpt_orcpt, s->nrcpt + 1, sizeof(*s->rcpt_orcpt));
+	s->rcpts[s->nrcpt] = xstrdup(r.addr);
+	s->rcpt_notify[s->nrcpt] = r.notify;
+	s->rcpt_orcpt[s->nrcpt] = r.orcpt[0] ? xstrdup(r.orcpt) : NULL;
+	s->nrcpt++;
+	session_set_state(s, ST_RCPT);
+	session_reply(s, "250 2.1.5 Ok");
+}
+
+static void
+cmd_data(struct session *s, const char *args)
+{
+	if (*args) {
+		session_reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->state == ST_MAIL) {
+		session_reply(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	if (s->state != ST_RCPT) {
+		session_reply(s, "503 5.5.1 Need RCPT command first");
+		return;
+	}
+	s->body = evbuffer_new();
+	s->body_len = 0;
+	s->dstate = D_BOL;
+	s->data_since_renew = 0;
+	session_set_state(s, ST_DATA);
+	session_deadline(s, s->srv->conf->server.timeout_data);
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+cmd_rset(struct session *s, const char *args)
+{
+	session_reset(s);
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct session *s, const char *args)
+{
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct session *s, const char *args)
+{
+	session_reply(s, "221 2.0.0 Bye");
+	session_close(s);
+}
+
+static void
+cmd_vrfy(struct session *s, const char *args)
+{
+	/* RFC 5321 3.5.3: no address harvesting through the relay. */
+	session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_expn(struct session *s, const char *args)
+{
+	session_reply(s, "502 5.5.1 EXPN not available");
+}
+
+static void
+cmd_help(struct session *s, const char *args)
+{
+	session_reply(s, "214-2.0.0 outpost submission service. Commands:");
+	session_reply(s, "214-2.0.0   EHLO HELO STARTTLS AUTH MAIL RCPT DATA");
+	session_reply(s, "214 2.0.0   RSET NOOP VRFY HELP QUIT");
+}
+
+static void
+cmd_bdat(struct session *s, const char *args)
+{
+	/* CHUNKING is not advertised (RFC 3030); a client that sends BDAT
+	 * anyway may follow it with binary data we must not parse as commands. */
+	session_reply(s, "503 5.5.1 BDAT without CHUNKING; closing");
+	session_close(s);
+}
+
+typedef void (*cmd_fn)(struct session *s, const char *args);
+
+/* The verb table: which states accept the verb, and its handler. A verb
+ * in a state outside its mask gets the table's reply. */
+static const struct {
+	enum smtp_verb verb;
+	unsigned states;
+	cmd_fn fn;
+	const char *refuse;
+} session_cmds[] = {
+	{ SMTP_VERB_EHLO, ANY_CMD_STATE, cmd_ehlo, NULL },
+	{ SMTP_VERB_HELO, ANY_CMD_STATE, cmd_helo_plain, NULL },
+	{ SMTP_VERB_STARTTLS, BIT(ST_READY), cmd_starttls,
+	  "503 5.5.1 STARTTLS only after EHLO and outside a transaction" },
+	{ SMTP_VERB_AUTH, BIT(ST_READY), cmd_auth,
+	  "503 5.5.1 AUTH only after EHLO and outside a transaction" },
+	{ SMTP_VERB_MAIL, BIT(ST_READY) | BIT(ST_MAIL) | BIT(ST_RCPT), cmd_mail,
+	  "503 5.5.1 Send EHLO first" },
+	{ SMTP_VERB_RCPT, ANY_CMD_STATE, cmd_rcpt, NULL },
+	{ SMTP_VERB_DATA, BIT(ST_READY) | BIT(ST_MAIL) | BIT(ST_RCPT), cmd_data,
+	  "503 5.5.1 Send EHLO first" },
+	{ SMTP_VERB_RSET, ANY_CMD_STATE, cmd_rset, NULL },
+	{ SMTP_VERB_NOOP, ANY_CMD_STATE, cmd_noop, NULL },
+	{ SMTP_VERB_QUIT, ANY_CMD_STATE, cmd_quit, NULL },
+	{ SMTP_VERB_VRFY, ANY_CMD_STATE, cmd_vrfy, NULL },
+	{ SMTP_VERB_EXPN, ANY_CMD_STATE, cmd_expn, NULL },
+	{ SMTP_VERB_HELP, ANY_CMD_STATE, cmd_help, NULL },
+	{ SMTP_VERB_BDAT, ANY_CMD_STATE, cmd_bdat, NULL },
+};
+
+/* session_command - dispatch one complete command line */
+static void
+session_command(struct session *s, const char *line)
+{
+	const char *args;
+	enum smtp_verb v;
+	char esc[SMTP_LINE_MAX * 4];
+
+	if (log_debug_enabled())
+		log_debug("%s: < %s", s->id, log_esc(util_strncaseprefix(line, "AUTH ") ?
+		    "AUTH ..." : line, esc, sizeof(esc)));
+	if (s->state == ST_SASL) {
+		session_sasl_line(s, line);
+		return;
+	}
+	v = smtp_parse_verb(line, &args);
+	for (size_t i = 0; i < ARRAY_LEN(session_cmds); i++) {
+		if (session_cmds[i].verb != v)
+			continue;
+		if (!(session_cmds[i].states & BIT(s->state))) {
+			session_reply(s, "%s", session_cmds[i].refuse);
+			s->nbad++;
+		} else {
+			session_cmds[i].fn(s, args);
+		}
+		return;
+	}
+	s->nbad++;
+	session_reply(s, "500 5.5.2 Command unrecognized");
+}
+
+/* ---- the final dot ---- */
+
+static void session_commit_done(int err, void *arg);
+
+static void
+session_job_free(struct session_job *j)
+{
+	free(j->raw);
+	free(j->out);
+	free(j->rcpt_ids);
+	free(j);
+}
+
+/* session_job_work - in the pool: RFC 5322 checks and fixes */
+static void
+session_job_work(void *arg)
+{
+	struct session_job *j = arg;
+
+	j->rc = message_prepare(j->raw, j->rawlen, &j->params, &j->info, &j->out,
+	    &j->outlen, j->err, sizeof(j->err));
+	free(j->raw);
+	j->raw = NULL;
+}
+
+/* session_finish - reply to the final dot and move on */
+static void
+session_finish(struct session *s)
+{
+	s->busy = 0;
+	session_reset(s);
+	if (s->dead) {
+		session_free(s);
+		return;
+	}
+	if (s->srv->stopping) {
+		session_reply(s, "421 4.3.2 %s Service shutting down", s->srv->conf->server.hostname);
+		session_close(s);
+		return;
+	}
+	session_deadline(s, s->srv->conf->server.timeout_command);
+	session_process(s);
+}
+
+/* session_job_done - on the loop: ownership check, then commit */
+static void
+session_job_done(void *arg)
+{
+	struct session_job *j = arg;
+	struct session *s = j->s;
+	char esc[ADDR_MAX * 4];
+
+	if (s->dead) {
+		session_job_free(j);
+		session_finish(s);
+		return;
+	}
+	if (j->rc < 0) {
+		log_info("%s: reject: %s; from=<%s> client=[%s]", s->qid, j->err,
+		    log_esc(s->mail.addr, esc, sizeof(esc)), s->ip);
+		session_reply(s, "%s", j->err);
+		session_job_free(j);
+		session_finish(s);
+		return;
+	}
+	/* Header From: must be the user's too: it is what DMARC aligns on
+	 * and what the recipient sees. */
+	if (!session_sender_ok(s, j->info.from_addr)) {
+		log_info("%s: reject: From: <%s> not owned by %s; client=[%s]", s->qid,
+		    log_esc(j->info.from_addr, esc, sizeof(esc)),
+		    s->user[0] ? s->user : "(trusted network)", s->ip);
+		session_reply(s, "553 5.7.1 From: address <%s> not owned by %s",
+		    log_esc(j->info.from_addr, esc, sizeof(esc)),
+		    s->user[0] ? s->user : "this client");
+		session_job_free(j);
+		session_finish(s);
+		return;
+	}
+	memset(&j->sm, 0, sizeof(j->sm));
+	util_strlcpy(j->sm.queue_id, s->qid, sizeof(j->sm.queue_id));
+	j->sm.sender = s->mail.addr;
+	j->sm.auth_user = s->user[0] ? s->user : NULL;
+	j->sm.client = s->ip;
+	j->sm.helo = s->helo;
+	j->sm.received_at = util_now();
+	j->sm.body_8bit = s->mail.body == SMTP_BODY_8BITMIME;
+	j->sm.smtputf8 = s->mail.smtputf8;
+	j->sm.data = j->out;
+	j->sm.len = j->outlen;
+	j->sm.rcpts = (const char *const *)s->rcpts;
+	j->sm.notify = s->rcpt_notify;
+	j->sm.orcpt = (const char *const *)s->rcpt_orcpt;
+	j->sm.nrcpt = s->nrcpt;
+	j->rcpt_ids = xcalloc(s->nrcpt, sizeof(*j->rcpt_ids));
+	j->sm.rcpt_ids = j->rcpt_ids;
+	store_commit(s->srv->store, &j->sm, session_commit_done, j);
+}
+
+/* session_commit_done - the message is on disk (or not): now reply */
+static void
+session_commit_done(int err, void *arg)
+{
+	struct session_job *j = arg;
+	struct session *s = j->s;
+	char esc[ADDR_MAX * 4];
+
+	if (err == STORE_OK) {
+		struct store_qrcpt *qr = xcalloc(s->nrcpt, sizeof(*qr));
+		struct store_qmsg qm = {
+			.id = j->sm.id, .queue_id = s->qid, .sender = s->mail.addr,
+			.auth_user = j->sm.auth_user, .received_at = j->sm.received_at,
+			.size = j->outlen, .flags = 0, .body_8bit = j->sm.body_8bit,
+			.smtputf8 = j->sm.smtputf8, .rcpts = qr, .nrcpt = s->nrcpt,
+		};
+		for (size_t i = 0; i < s->nrcpt; i++) {
+			qr[i].id = j->rcpt_ids[i];
+			qr[i].addr = s->rcpts[i];
+			qr[i].attempts = 0;
+			qr[i].next_attempt = j->sm.received_at;
+		}
+		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu, user=%s, client=[%s], msgid=%s",
+		    s->qid, log_esc(s->mail.addr, esc, sizeof(esc)), j->outlen, s->nrcpt,
+		    s->user[0] ? s->user : "-", s->ip, j->info.message_id);
+		scheduler_add(s->srv->sched, &qm);
+		free(qr);
+		if (!s->dead)
+			session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	} else {
+		log_err("%s: queue commit failed (%s); client=[%s] told to retry", s->qid,
+		    err == STORE_EFULL ? "storage full" : err == STORE_EBUSY ?
+		    "database locked" : "I/O error", s->ip);
+		if (!s->dead) {
+			if (err == STORE_EFULL)
+				session_reply(s, "452 4.3.1 Insufficient system storage; try again later");
+			else
+				session_reply(s, "451 4.3.0 Queue write failed; try again later");
+		}
+	}
+	session_job_free(j);
+	session_finish(s);
+}
+
+/* session_data_end - the client sent CRLF.CRLF */
+static void
+session_data_end(struct session *s)
+{
+	const struct conf *c = s->srv->conf;
+	struct session_job *j;
+
+	if (s->data_bare || s->data_big || s->data_nul) {
+		if (s->data_big)
+			session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%zu)",
+			    c->server.max_message_size);
+		else if (s->data_bare)
+			session_reply(s, "550 5.5.2 Message contains bare CR or LF; only CRLF line endings are accepted");
+		else
+			session_reply(s, "550 5.6.0 Message contains NUL characters");
+		log_info("%s: reject: %s in DATA; client=[%s]", s->qid, s->data_big ?
+		    "message too big" : s->data_bare ? "bare CR/LF" : "NUL", s->ip);
+		session_reset(s);
+		session_deadline(s, c->server.timeout_command);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	j->rawlen = evbuffer_get_length(s->body);
+	j->raw = xmalloc(j->rawlen + 1);
+	evbuffer_remove(s->body, j->raw, j->rawlen);
+	j->raw[j->rawlen] = '\0';
+	evbuffer_free(s->body);
+	s->body = NULL;
+	util_strlcpy(j->hostname, c->server.hostname, sizeof(j->hostname));
+	log_esc(s->helo, j->helo_esc, sizeof(j->helo_esc));
+	snprintf(j->protocol, sizeof(j->protocol), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
+	    s->tls ? "S" : "", s->user[0] ? "A" : "");
+	util_strlcpy(j->tls_desc, s->tls_desc, sizeof(j->tls_desc));
+	if (s->nrcpt == 1)
+		util_strlcpy(j->rcpt_for, s->rcpts[0], sizeof(j->rcpt_for));
+	j->params.hostname = j->hostname;
+	j->params.helo = j->helo_esc;
+	j->params.client_ip = s->ip;
+	j->params.protocol = j->protocol;
+	j->params.tls = s->tls ? j->tls_desc : NULL;
+	j->params.queue_id = s->qid;
+	j->params.rcpt_for = s->nrcpt == 1 ? j->rcpt_for : NULL;
+	j->params.now = util_now();
+	j->params.max_header_size = c->server.max_header_size;
+	j->started_ms = util_mono_ms();
+	s->busy = 1;
+	session_deadline(s, 0);
+	session_set_state(s, ST_READY);
+	signer_submit(s->srv->signer, session_job_work, session_job_done, j);
+}
+
+/* session_data_scan - consume DATA input; 1 when the end was found.
+ *
+ * A byte-level scanner over the buffered chunks, so that a line split
+ * across reads, a bare CR at a chunk boundary or a 1 MB line cost nothing
+ * special. Only CRLF "." CRLF ends the data; a line starting with "." has
+ * that dot removed (RFC 5321 4.5.2). */
+static int
+session_data_scan(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	const size_t max = s->srv->conf->server.max_message_size;
+	char out[16384];
+	size_t o = 0, consumed = 0;
+	int end = 0;
+	struct evbuffer_iovec vec[8];
+	int n;
+
+	n = evbuffer_peek(in, -1, NULL, vec, ARRAY_LEN(vec));
+	if (n > (int)ARRAY_LEN(vec))
+		n = ARRAY_LEN(vec);
+#define EMIT(ch) do {                                                   \
+		if (!s->data_big) {                                     \
+			if (s->body_len + o + 1 > max) {                \
+				s->data_big = 1;                        \
+			} else {                                        \
+				out[o++] = (char)(ch);                  \
+				if (o == sizeof(out)) {                 \
+					evbuffer_add(s->body, out, o);  \
+					s->body_len += o;               \
+					o = 0;                          \
+				}                                       \
+			}                                               \
+		}                                                       \
+	} while (0)
+	for (int v = 0; v < n && !end; v++) {
+		const unsigned char *p = vec[v].iov_base;
+		size_t len = vec[v].iov_len, i;
+
+		for (i = 0; i < len && !end; i++) {
+			unsigned char ch = p[i];
+again:
+			switch (s->dstate) {
+			case D_BOL:
+				if (ch == '.') {
+					s->dstate = D_DOT;
+					break;
+				}
+				s->dstate = D_MID;
+				goto again;
+			case D_MID:
+				if (ch == '\r') {
+					s->dstate = D_CR;
+				} else {
+					if (ch == '\n')
+						s->data_bare = 1;
+					else if (ch == '\0')
+						s->data_nul = 1;
+					EMIT(ch);
+				}
+				break;
+			case D_CR:
+				if (ch == '\n') {
+					EMIT('\r');
+					EMIT('\n');
+					s->dstate = D_BOL;
+					break;
+				}
+				s->data_bare = 1;   /* CR not followed by LF */
+				EMIT('\r');
+				s->dstate = D_MID;
+				goto again;
+			case D_DOT:
+				if (ch == '\r') {
+					s->dstate = D_DOTCR;
+					break;
+				}
+				/* dot-unstuffing: the leading dot is dropped */
+				s->dstate = D_MID;
+				goto again;
+			case D_DOTCR:
+				if (ch == '\n') {
+					end = 1;
+					break;
+				}
+				s->data_bare = 1;   /* ".\r" + something */
+				EMIT('\r');
+				s->dstate = D_MID;
+				goto again;
+			}
+		}
+		consumed += i;
+	}
+#undef EMIT
+	if (o) {
+		evbuffer_add(s->body, out, o);
+		s->body_len += o;
+	}
+	evbuffer_drain(in, consumed);
+	s->data_since_renew += consumed;
+	if (s->data_since_renew >= SESSION_DATA_PROGRESS) {
+		/* The deadline is renewed by progress, not by any read: a
+		 * client trickling a byte at a time cannot hold the slot. */
+		s->data_since_renew = 0;
+		session_deadline(s, s->srv->conf->server.timeout_data);
+	}
+	return end;
+}
+
+/* session_line - take one CRLF line off the input into buf.
+ * Returns 1 with a line, 0 when more input is needed, -1 when a bad line
+ * was consumed and answered. */
+static int
+session_line(struct session *s, char *buf, size_t bufsize)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr eol;
+	size_t len, limit = s->state == ST_SASL ? SESSION_SASL_LINE_MAX : SMTP_LINE_MAX;
+
+	eol = evbuffer_search(in, "\n", 1, NULL);
+	if (eol.pos < 0) {
+		/* No line end yet: never buffer more than a line's worth. */
+		len = evbuffer_get_length(in);
+		if (len > limit) {
+			evbuffer_drain(in, len);
+			if (!s->skip_line) {
+				s->skip_line = 1;
+				s->nbad++;
+				session_reply(s, "500 5.5.2 Line too long (limit %zu octets)", limit);
+			}
+			return -1;
+		}
+		return 0;
+	}
+	len = (size_t)eol.pos + 1;
+	if (s->skip_line) {
+		/* The tail of an overlong line: already answered. */
+		evbuffer_drain(in, len);
+		s->skip_line = 0;
+		return -1;
+	}
+	if (len > limit) {
+		evbuffer_drain(in, len);
+		s->nbad++;
+		session_reply(s, "500 5.5.2 Line too long (limit %zu octets)", limit);
+		return -1;
+	}
+	evbuffer_remove(in, buf, len);
+	buf[len] = '\0';
+	if (len < 2 || buf[len - 2] != '\r' || memchr(buf, '\r', len - 2) != NULL ||
+	    strlen(buf) != len) {
+		s->nbad++;
+		session_reply(s, "500 5.5.2 Bare CR, LF or NUL in command; only CRLF line endings are accepted");
+		return -1;
+	}
+	buf[len - 2] = '\0';
+	(void)bufsize;
+	return 1;
+}
+
+/* session_process - run every complete command that is buffered */
+static void
+session_process(struct session *s)
+{
+	char line[SESSION_SASL_LINE_MAX + 2];
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	int r;
+
+	while (!s->busy && !s->dead && s->state != ST_CLOSING && s->state != ST_TLS) {
+		if (evbuffer_get_length(out) > SESSION_OUT_HIGH) {
+			/* A pipelining client that never reads its replies:
+			 * stop here, the write callback resumes us. */
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		if (s->state == ST_DATA) {
+			if (evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
+				break;
+			if (session_data_scan(s))
+				session_data_end(s);
+			continue;
+		}
+		r = session_line(s, line, sizeof(line));
+		if (r == 0)
+			break;
+		if (r > 0) {
+			session_command(s, line);
+			if (!s->busy && s->state != ST_DATA && s->state != ST_CLOSING &&
+			    s->state != ST_TLS)
+				session_deadline(s, s->srv->conf->server.timeout_command);
+		}
+		if (s->nbad >= SESSION_BAD_MAX && s->state != ST_CLOSING) {
+			session_reply(s, "421 4.7.0 %s Too many errors; closing",
+			    s->srv->conf->server.hostname);
+			session_close(s);
+		}
+	}
+	if (!s->dead && s->state != ST_CLOSING)
+		bufferevent_enable(s->bev, EV_READ);
+}
+
+/* ---- TLS ---- */
+
+/* session_tls_start - after "220 Ready": discard plaintext, wrap in TLS */
+static void
+session_tls_start(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct bufferevent *tbev;
+	SSL *ssl;
+
+	/* RFC 3207 4.2 / CVE-2011-0411: anything the client pipelined after
+	 * STARTTLS arrived in clear and must not be read as commands. */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	ssl = SSL_new(s->ssl_ctx);
+	if (ssl == NULL) {
+		session_close(s);
+		return;
+	}
+	tbev = bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tbev == NULL) {
+		SSL_free(ssl);
+		session_close(s);
+		return;
+	}
+	s->bev = tbev;
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_IN_HIGH);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	session_set_state(s, ST_TLS);
+	session_deadline(s, s->srv->conf->server.timeout_tls);
+}
+
+/* session_tls_ready - handshake done: start over, as RFC 3207 4.2 says */
+static void
+session_tls_ready(struct session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->tls = 1;
+	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
+	log_debug("%s: TLS established: %s", s->id, s->tls_desc);
+	s->helo[0] = '\0';
+	s->user[0] = '\0';
+	s->auth_user = NULL;
+	session_reset(s);
+	session_set_state(s, ST_CONNECTED);
+	session_deadline(s, s->srv->conf->server.timeout_command);
+	if (s->cl->tls == CONF_TLS_IMPLICIT)
+		session_reply(s, "220 %s ESMTP outpost", s->srv->conf->server.hostname);
+	session_process(s);
+}
+
+/* ---- libevent callbacks ---- */
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	session_process(arg);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == ST_CLOSING) {
+		session_free(s);
+		return;
+	}
+	/* Replies drained: resume a pipelining client we paused. */
+	if (!s->busy && s->state != ST_TLS)
+		session_process(s);
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if ((what & BEV_EVENT_CONNECTED) && s->state == ST_TLS) {
+		session_tls_ready(s);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		if (s->state == ST_TLS) {
+			char ebuf[256];
+			log_info("%s: TLS handshake failed from [%s]: %s", s->id, s->ip,
+			    tls_error(ebuf, sizeof(ebuf)));
+		} else if (s->state == ST_DATA) {
+			log_info("%s: lost connection after DATA (%zu bytes) from [%s]", s->id,
+			    s->body_len, s->ip);
+		}
+		if (s->busy) {
+			/* The job in flight holds the session; it frees it. */
+			s->dead = 1;
+			bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+			return;
+		}
+		session_free(s);
+	}
+}
+
+static void
+session_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == ST_CLOSING) {
+		session_free(s);
+		return;
+	}
+	log_info("%s: timeout in state %s from [%s]", s->id, session_state_names[s->state], s->ip);
+	if (s->state == ST_TLS) {
+		session_free(s);
+		return;
+	}
+	session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->conf->server.hostname);
+	session_close(s);
+}
+
+/* session_free - release everything; the connection is closed */
+static void
+session_free(struct session *s)
+{
+	if (s->busy) {
+		s->dead = 1;
+		return;
+	}
+	log_info("%s: disconnect from [%s]", s->id, s->ip);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		session_list = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	session_reset(s);
+	if (s->deadline)
+		event_free(s->deadline);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	listener_release_ip(s->listener, s->ip);
+	s->srv->nsessions--;
+	util_wipe(s->sasl_name, sizeof(s->sasl_name));
+	free(s);
+}
+
+void
+smtp_session_start(struct server *srv, struct listener *l, const struct conf_listen *cl,
+    struct ssl_ctx_st *ctx, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+
+	s->srv = srv;
+	s->listener = l;
+	s->cl = cl;
+	s->ssl_ctx = ctx;
+	snprintf(s->id, sizeof(s->id), "S%06lX", ++session_counter & 0xffffff);
+	util_sockaddr_ip(sa, s->ip, sizeof(s->ip));
+	s->port = util_sockaddr_port(sa);
+	s->trusted = conf_is_trusted(srv->conf, sa);
+	s->deadline = evtimer_new(srv->base, session_deadline_cb, s);
+	srv->nsessions++;
+	s->next = session_list;
+	if (session_list)
+		session_list->prev = s;
+	session_list = s;
+
+	if (cl->tls == CONF_TLS_IMPLICIT) {
+		SSL *ssl = SSL_new(ctx);
+		s->bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (s->bev == NULL) {
+			if (ssl)
+				SSL_free(ssl);
+			close(fd);
+			session_free(s);
+			return;
+		}
+		session_set_state(s, ST_TLS);
+	} else {
+		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (s->bev == NULL)
+			fatalx("bufferevent_socket_new failed");
+	}
+	log_info("%s: connect from [%s]:%d to %s%s", s->id, s->ip, s->port, cl->name,
+	    s->trusted ? " (trusted network)" : "");
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_IN_HIGH);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (s->state == ST_TLS) {
+		session_deadline(s, srv->conf->server.timeout_tls);
+		return;
+	}
+	session_set_state(s, ST_CONNECTED);
+	session_deadline(s, srv->conf->server.timeout_command);
+	session_reply(s, "220 %s ESMTP outpost", srv->conf->server.hostname);
+}
+
+/* smtp_session_refuse - over a connection cap: one 421 line, then close */
+void
+smtp_session_refuse(struct server *srv, int fd, const char *why)
+{
+	char line[512];
+	int n = snprintf(line, sizeof(line), "421 4.7.0 %s %s; try again later\r\n",
+	    srv->conf->server.hostname, why);
+
+	/* Best effort, non-blocking: a client that cannot take 80 bytes
+	 * right after connecting does not get them. */
+	if (n > 0 && write(fd, line, (size_t)n) < 0)
+		log_debug("refuse: write: %s", strerror(errno));
+	close(fd);
+}
+
+/* smtp_session_shutdown - close every session that is not waiting for a
+ * commit; those close after their reply (session_finish). */
+void
+smtp_session_shutdown(struct server *srv)
+{
+	struct session *s, *next;
+
+	for (s = session_list; s; s = next) {
+		next = s->next;
+		if (s->busy || s->state == ST_CLOSING)
+			continue;
+		if (s->state == ST_TLS) {
+			event_active(s->deadline, EV_TIMEOUT, 0);
+			continue;
+		}
+		session_reply(s, "421 4.3.2 %s Service shutting down", srv->conf->server.hostname);
+		session_close(s);
+	}
+}

@@ -18,5 +18,11 @@ struct ssl_ctx_st;
 void smtp_session_start(struct server *srv, struct listener *l,
     const struct conf_listen *cl, struct ssl_ctx_st *ctx, int fd,
     const struct sockaddr *sa, socklen_t salen);
+/* Over a connection cap: write one 421 4.7.0 line (best effort) and
+ * close fd. */
+void smtp_session_refuse(struct server *srv, int fd, const char *why);
+
+/* Graceful stop: idle sessions get 421 4.3.2 and close. */
+void smtp_session_shutdown(struct server *srv);
 
 #endif
