@@ -132,4 +132,17 @@ int store_load_queue(struct store *s, store_qmsg_fn cb, void *arg);
 /* For tests and fault injection: make the next n commits fail with err. */
 void store_fail_next(struct store *s, int n, int err);
 
+/* ---- Added with the store implementation (not in the original API) ---- */
+/* Note: store_close posts the callbacks of the work it finishes; run
+ * loopq_drain() afterwards so they are delivered. */
+/* Synchronous PRAGMA integrity_check (RELIABILITY Q1): 0 if SQLite answers
+ * "ok", else -1 with the problems logged. Only while the store thread is
+ * not running (before store_start), e.g. at startup or from outpostctl. */
+int store_integrity_check(struct store *s);
+/* Counters since store_open: write transactions committed, and messages
+ * committed by store_commit; commits / txns is the group-commit factor.
+ * Thread-safe. */
+void store_stats(struct store *s, uint64_t *txns, uint64_t *commits);
+/* ---- end of additions ---- */
+
 #endif
