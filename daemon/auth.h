@@ -52,6 +52,9 @@ int auth_verify(const struct auth_user *u, const char *password);
  * we compare the local part case-insensitively as every provider does) or
  * "@domain". The null sender "" is never owned. */
 int auth_sender_allowed(const struct auth_user *u, const char *addr);
+/* Is `entry` acceptable in a users file's senders field ("user@domain"
+ * or "@domain")? Returns 1 or 0. */
+int auth_sender_valid(const char *entry);
 
 /* SASL decoding (RFC 4954, RFC 4616). PLAIN: base64 of
  * authzid NUL authcid NUL passwd; authzid must be empty or equal authcid.
