@@ -487,7 +487,11 @@ session_auth_result(struct session *s, int ok, const char *name)
 	auth_penalty_fail(s->srv->penalty, s->ip, util_now());
 	log_warn("%s: [%s]: SASL authentication failed for user %s (%d on this connection)",
 	    s->id, s->ip, log_esc(name, esc, sizeof(esc)), s->auth_failures);
-	if (s->auth_failures >= s->srv->conf->server.auth_max_failures) {
+	/* Repeated failures end the connection, counted on this connection
+	 * and across all connections from the same address (S10). */
+	if (s->auth_failures >= s->srv->conf->server.auth_max_failures ||
+	    auth_penalty_count(s->srv->penalty, s->ip, util_now()) >
+	    s->srv->conf->server.auth_max_failures) {
 		session_reply(s, "421 4.7.0 %s Too many authentication failures; closing",
 		    s->srv->conf->server.hostname);
 		session_close(s);
