@@ -1,3 +1,669 @@
-/* scheduler - placeholder until the module lands (replaced in this issue). */
+/*
+ * scheduler - what is delivered when. See scheduler.h.
+ *
+ * Every message with pending recipients is one sched_msg in memory (no
+ * body), kept in a binary min-heap on its earliest next attempt, so a
+ * tick costs O(log n) per due message and nothing per waiting one; the
+ * queue may hold 10^6 messages. A timer is re-armed to the heap's next
+ * due time, and fires at least every [queue] scan_interval.
+ *
+ * A due message goes to its upstream (chosen once, from the sender
+ * domain's [domain] upstream list, else [server] default_upstream) when
+ * that upstream has room: at most max_connections of its jobs loading or
+ * in flight, so bodies are read from the store only when they can go out.
+ * Otherwise it waits in the upstream's FIFO of blocked messages, which is
+ * drained whenever one of its jobs completes (and on every tick).
+ *
+ * Outcomes (RFC 5321 4.2.1 reply classes): 2xx sent, 5xx bounced, 4xx
+ * deferred by [queue] retry, or bounced once max_lifetime has passed.
+ * Each is logged Postfix-style and recorded through store_record();
+ * the store learns nothing of a delivery before its reply came back, so
+ * a crash in between sends the message again (RELIABILITY Q3).
+ *
+ * Input trusted: queue rows from our own store; upstream replies were
+ * made printable by smtp_reply_feed(); addresses are escaped for logs.
+ */
 #include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "log.h"
 #include "scheduler.h"
+#include "server.h"
+#include "store.h"
+#include "upstream.h"
+#include "util.h"
+
+#define SCHED_RETRY_DEFAULT 300 /* when [queue] retry is empty */
+#define SCHED_DSN_MAX 16
+
+struct sched_rcpt {
+	int64_t id;
+	char *addr;
+	int attempts;
+	time_t next_attempt;
+};
+
+struct sched_up;
+
+struct sched_msg {
+	int64_t id;
+	char queue_id[QUEUE_ID_LEN + 1];
+	char *sender;
+	time_t received_at;
+	size_t size;
+	int body_8bit;
+	int smtputf8;
+	struct sched_rcpt *rcpts;   /* pending only */
+	size_t nrcpt;
+	time_t due;                 /* heap key: earliest next_attempt */
+	int in_flight;
+	struct sched_up *up;
+	struct sched_msg *bnext;    /* blocked FIFO link */
+};
+
+/* One upstream and the messages due for it that had to wait. */
+struct sched_up {
+	struct scheduler *s;
+	struct upstream *u;
+	const struct conf_upstream *cu;
+	int loading;                /* store reads under way */
+	struct sched_msg *bhead, *btail;
+};
+
+/* One attempt: the job handed to the upstream and what it points at. */
+struct sched_job {
+	struct upstream_job job;
+	struct scheduler *s;
+	struct sched_msg *m;
+	char *data;
+	size_t *ridx;               /* job recipient -> index in m->rcpts */
+};
+
+struct scheduler {
+	struct server *srv;
+	const struct conf *conf;
+	struct sched_up *ups;
+	size_t nups;
+	struct sched_msg **heap;
+	size_t nheap, capheap;
+	size_t nmsgs;               /* all messages in memory */
+	size_t inflight;            /* loading or at an upstream */
+	struct event *timer;
+	int stopping;
+	int freeing;
+};
+
+/* sched_less - heap order: due time, then id (stable, oldest first) */
+static int
+sched_less(const struct sched_msg *a, const struct sched_msg *b)
+{
+	return a->due < b->due || (a->due == b->due && a->id < b->id);
+}
+
+/* sched_heap_push - insert and sift up */
+static void
+sched_heap_push(struct scheduler *s, struct sched_msg *m)
+{
+	size_t i;
+
+	if (s->nheap == s->capheap) {
+		s->capheap = s->capheap ? s->capheap * 2 : 64;
+		s->heap = xreallocarray(s->heap, s->capheap, sizeof(*s->heap));
+	}
+	i = s->nheap++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!sched_less(m, s->heap[p]))
+			break;
+		s->heap[i] = s->heap[p];
+		i = p;
+	}
+	s->heap[i] = m;
+}
+
+/* sched_heap_pop - remove the earliest and sift down */
+static struct sched_msg *
+sched_heap_pop(struct scheduler *s)
+{
+	struct sched_msg *top, *last;
+	size_t i = 0;
+
+	if (s->nheap == 0)
+		return NULL;
+	top = s->heap[0];
+	last = s->heap[--s->nheap];
+	while (s->nheap > 0) {
+		size_t l = 2 * i + 1, r = l + 1, min = i;
+		const struct sched_msg *cur = last;
+		if (l < s->nheap && sched_less(s->heap[l], cur)) {
+			min = l;
+			cur = s->heap[l];
+		}
+		if (r < s->nheap && sched_less(s->heap[r], cur))
+			min = r;
+		if (min == i)
+			break;
+		s->heap[i] = s->heap[min];
+		i = min;
+	}
+	if (s->nheap > 0)
+		s->heap[i] = last;
+	return top;
+}
+
+/* sched_msg_free - forget a message */
+static void
+sched_msg_free(struct sched_msg *m)
+{
+	for (size_t i = 0; i < m->nrcpt; i++)
+		free(m->rcpts[i].addr);
+	free(m->rcpts);
+	free(m->sender);
+	free(m);
+}
+
+/* sched_due - earliest next attempt of the pending recipients */
+static time_t
+sched_due(const struct sched_msg *m)
+{
+	time_t due = m->rcpts[0].next_attempt;
+
+	for (size_t i = 1; i < m->nrcpt; i++)
+		if (m->rcpts[i].next_attempt < due)
+			due = m->rcpts[i].next_attempt;
+	return due;
+}
+
+/* sched_route - first upstream of the sender domain, else the default */
+static struct sched_up *
+sched_route(struct scheduler *s, const char *sender)
+{
+	const struct conf *c = s->conf;
+	const struct conf_upstream *cu = NULL;
+	const struct conf_domain *d;
+	const char *dom = util_addr_domain(sender);
+
+	if (*dom && (d = conf_domain_find(c, dom)) != NULL && d->nupstreams > 0)
+		cu = conf_upstream_find(c, d->upstreams[0]);
+	if (cu == NULL)
+		cu = conf_upstream_find(c, c->server.default_upstream);
+	if (cu == NULL)
+		return s->nups ? &s->ups[0] : NULL;
+	return &s->ups[cu - c->upstreams];
+}
+
+/* sched_can_start - the upstream would take a job now */
+static int
+sched_can_start(struct sched_up *up)
+{
+	int max = up->cu->max_connections > 0 ? up->cu->max_connections : 1;
+
+	return !up->s->stopping && upstream_ready(up->u) &&
+	    (size_t)up->loading + upstream_inflight(up->u) < (size_t)max;
+}
+
+static void sched_arm(struct scheduler *s);
+static void sched_data_cb(int err, char *data, size_t len, void *arg);
+
+/* sched_start - read the body through the store thread, then deliver */
+static void
+sched_start(struct scheduler *s, struct sched_msg *m)
+{
+	m->in_flight = 1;
+	m->up->loading++;
+	s->inflight++;
+	store_load_data(s->srv->store, m->id, sched_data_cb, m);
+}
+
+/* sched_requeue - back into the heap (not in flight any more) */
+static void
+sched_requeue(struct scheduler *s, struct sched_msg *m)
+{
+	m->due = sched_due(m);
+	sched_heap_push(s, m);
+}
+
+/* sched_drain_blocked - start waiting messages while the upstream has room */
+static void
+sched_drain_blocked(struct sched_up *up)
+{
+	struct sched_msg *m;
+
+	while ((m = up->bhead) != NULL && sched_can_start(up)) {
+		up->bhead = m->bnext;
+		if (up->bhead == NULL)
+			up->btail = NULL;
+		m->bnext = NULL;
+		sched_start(up->s, m);
+	}
+}
+
+/* sched_block - due, but its upstream is busy */
+static void
+sched_block(struct sched_up *up, struct sched_msg *m)
+{
+	m->bnext = NULL;
+	if (up->btail)
+		up->btail->bnext = m;
+	else
+		up->bhead = m;
+	up->btail = m;
+}
+
+/* sched_tick - start what is due */
+static void
+sched_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+	time_t now = util_now();
+
+	if (s->stopping)
+		return;
+	for (size_t i = 0; i < s->nups; i++)
+		sched_drain_blocked(&s->ups[i]);
+	while (s->nheap > 0 && s->heap[0]->due <= now) {
+		struct sched_msg *m = sched_heap_pop(s);
+		if (m->up == NULL) {
+			log_err("%s: no upstream to deliver to", m->queue_id);
+			m->due = now + (s->conf->queue.scan_interval > 0 ?
+			    s->conf->queue.scan_interval : 1);
+			sched_heap_push(s, m);
+			continue;
+		}
+		if (m->up->bhead == NULL && sched_can_start(m->up))
+			sched_start(s, m);
+		else
+			sched_block(m->up, m);
+	}
+	sched_arm(s);
+}
+
+/* sched_arm - wake at the next due time, at least every scan_interval */
+static void
+sched_arm(struct scheduler *s)
+{
+	long interval = s->conf->queue.scan_interval > 0 ? s->conf->queue.scan_interval : 1;
+	struct timeval tv = { interval, 0 };
+	time_t now = util_now();
+
+	if (s->stopping || s->freeing)
+		return;
+	if (s->nheap > 0) {
+		time_t d = s->heap[0]->due - now;
+		if (d < 0)
+			d = 0;
+		if (d < interval)
+			tv.tv_sec = (long)d;
+	}
+	evtimer_add(s->timer, &tv);
+}
+
+/* sched_dsn - enhanced status for the log: the reply's own, with the
+ * class of the outcome (RFC 3463 2), else class.0.0 */
+static void
+sched_dsn(const char *reply, int cls, char *dsn, size_t len)
+{
+	const char *p = reply;
+	size_t n = 0;
+
+	if (strlen(p) > 4 && p[3] == ' ')
+		p += 4;
+	else
+		p = "";
+	if ((p[0] == '2' || p[0] == '4' || p[0] == '5') && p[1] == '.') {
+		n = 2;
+		while (p[n] >= '0' && p[n] <= '9')
+			n++;
+		if (p[n] == '.' && n > 2) {
+			size_t m = n + 1;
+			while (p[m] >= '0' && p[m] <= '9')
+				m++;
+			n = (m > n + 1 && (p[m] == ' ' || p[m] == '\0')) ? m : 0;
+		} else {
+			n = 0;
+		}
+	}
+	if (n == 0 || n >= len) {
+		snprintf(dsn, len, "%d.0.0", cls);
+		return;
+	}
+	memcpy(dsn, p, n);
+	dsn[n] = '\0';
+	dsn[0] = (char)('0' + cls);
+}
+
+/* sched_now_real - wall clock with fractions, for delay= */
+static double
+sched_now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* sched_job_free - release one attempt's memory */
+static void
+sched_job_free(struct sched_job *sj)
+{
+	free(sj->data);
+	free(sj->job.rcpts);
+	free(sj->ridx);
+	free(sj);
+}
+
+/* sched_done - the upstream answered for every recipient of the job */
+static void
+sched_done(struct upstream_job *job, void *arg)
+{
+	struct sched_job *sj = arg;
+	struct scheduler *s = sj->s;
+	struct sched_msg *m = sj->m;
+	const struct conf_queue *q = &s->conf->queue;
+	struct store_result *res;
+	time_t now = util_now();
+	double delay = sched_now_real() - (double)m->received_at;
+	size_t keep = 0;
+	unsigned char *gone;
+
+	s->inflight--;
+	m->in_flight = 0;
+	if (s->freeing) {
+		/* shutdown: the store keeps the old state; retried at start */
+		sched_job_free(sj);
+		s->nmsgs--;
+		sched_msg_free(m);
+		return;
+	}
+	res = xcalloc(job->nrcpt, sizeof(*res));
+	gone = xcalloc(m->nrcpt, 1);
+	if (delay < 0)
+		delay = 0;
+	for (size_t i = 0; i < job->nrcpt; i++) {
+		struct upstream_rcpt *ur = &job->rcpts[i];
+		struct sched_rcpt *r = &m->rcpts[sj->ridx[i]];
+		int cls = ur->code / 100;
+		const char *status;
+		char dsn[SCHED_DSN_MAX], esc[ADDR_MAX * 4 + 1];
+
+		if (cls != 2 && cls != 5)
+			cls = 4;                /* anything odd is retried */
+		if (cls == 2) {
+			status = "sent";
+		} else if (cls == 5) {
+			status = "bounced";
+		} else {
+			r->attempts++;
+			if (now - m->received_at >= q->max_lifetime) {
+				status = "bounced";
+			} else {
+				size_t k = q->nretry ? (size_t)(r->attempts - 1) : 0;
+				long wait = q->nretry ? q->retry[k < q->nretry ? k : q->nretry - 1]
+				    : SCHED_RETRY_DEFAULT;
+				status = "deferred";
+				r->next_attempt = now + wait;
+			}
+		}
+		if (cls == 4 && strcmp(status, "bounced") == 0)
+			util_strlcpy(dsn, "4.4.7", sizeof(dsn));  /* delivery time expired */
+		else
+			sched_dsn(ur->reply, cls, dsn, sizeof(dsn));
+		log_info("%s: to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)%s",
+		    m->queue_id, log_esc(r->addr, esc, sizeof(esc)),
+		    job->relay[0] ? job->relay : "none", delay, dsn, status,
+		    ur->reply, job->possible_duplicate && cls == 4 ?
+		    ", possible duplicate" : "");
+		res[i].rcpt_id = r->id;
+		res[i].status = status;
+		res[i].attempts = r->attempts;
+		res[i].next_attempt = strcmp(status, "deferred") == 0 ? r->next_attempt : 0;
+		res[i].reply = ur->reply;
+		res[i].upstream = upstream_name(m->up->u);
+		res[i].relay = job->relay;
+		if (strcmp(status, "deferred") != 0)
+			gone[sj->ridx[i]] = 1;
+	}
+	/* keep only the recipients still pending */
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (gone[i]) {
+			free(m->rcpts[i].addr);
+			continue;
+		}
+		m->rcpts[keep++] = m->rcpts[i];
+	}
+	m->nrcpt = keep;
+	store_record(s->srv->store, m->id, res, job->nrcpt, keep == 0, NULL, NULL);
+	free(res);
+	free(gone);
+	sched_job_free(sj);
+	if (keep == 0) {
+		s->nmsgs--;
+		sched_msg_free(m);
+	} else {
+		sched_requeue(s, m);
+	}
+	for (size_t i = 0; i < s->nups; i++)
+		sched_drain_blocked(&s->ups[i]);
+	sched_arm(s);
+}
+
+/* sched_data_cb - the body is here: build the job with the due recipients */
+static void
+sched_data_cb(int err, char *data, size_t len, void *arg)
+{
+	struct sched_msg *m = arg;
+	struct sched_up *up = m->up;
+	struct scheduler *s = up->s;
+	struct sched_job *sj;
+	time_t now = util_now();
+	size_t n = 0;
+
+	up->loading--;
+	if (s->freeing || s->stopping || err || data == NULL) {
+		free(data);
+		m->in_flight = 0;
+		s->inflight--;
+		if (s->freeing) {
+			s->nmsgs--;
+			sched_msg_free(m);
+			return;
+		}
+		if (err || data == NULL) {
+			/* No attempt counted: the upstream never saw it. */
+			long wait = s->conf->queue.nretry ? s->conf->queue.retry[0] : SCHED_RETRY_DEFAULT;
+			log_err("%s: cannot read the message from the queue (store error %d); "
+			    "retry in %lds", m->queue_id, err, wait);
+			for (size_t i = 0; i < m->nrcpt; i++)
+				if (m->rcpts[i].next_attempt < now + wait)
+					m->rcpts[i].next_attempt = now + wait;
+		}
+		sched_requeue(s, m);
+		sched_arm(s);
+		return;
+	}
+	sj = xcalloc(1, sizeof(*sj));
+	sj->s = s;
+	sj->m = m;
+	sj->data = data;
+	sj->job.rcpts = xcalloc(m->nrcpt, sizeof(*sj->job.rcpts));
+	sj->ridx = xcalloc(m->nrcpt, sizeof(*sj->ridx));
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (m->rcpts[i].next_attempt > now)
+			continue;
+		sj->job.rcpts[n].id = m->rcpts[i].id;
+		sj->job.rcpts[n].addr = m->rcpts[i].addr;
+		sj->ridx[n++] = i;
+	}
+	if (n == 0) {
+		/* a clock step backwards; try again when they are due */
+		m->in_flight = 0;
+		s->inflight--;
+		sched_job_free(sj);
+		sched_requeue(s, m);
+		sched_arm(s);
+		return;
+	}
+	sj->job.nrcpt = n;
+	sj->job.msg_id = m->id;
+	sj->job.queue_id = m->queue_id;
+	sj->job.sender = m->sender;
+	sj->job.body_8bit = m->body_8bit;
+	sj->job.smtputf8 = m->smtputf8;
+	sj->job.data = data;
+	sj->job.len = len;
+	sj->job.done = sched_done;
+	sj->job.arg = sj;
+	upstream_submit(up->u, &sj->job);
+}
+
+/* sched_add_msg - copy a queued message into memory */
+static void
+sched_add_msg(struct scheduler *s, const struct store_qmsg *qm)
+{
+	struct sched_msg *m;
+
+	if (qm->nrcpt == 0 || (qm->flags & STORE_FLAG_HELD))
+		return;
+	m = xcalloc(1, sizeof(*m));
+	m->id = qm->id;
+	util_strlcpy(m->queue_id, qm->queue_id ? qm->queue_id : "", sizeof(m->queue_id));
+	m->sender = xstrdup(qm->sender ? qm->sender : "");
+	m->received_at = qm->received_at;
+	m->size = qm->size;
+	m->body_8bit = qm->body_8bit;
+	m->smtputf8 = qm->smtputf8;
+	m->rcpts = xcalloc(qm->nrcpt, sizeof(*m->rcpts));
+	m->nrcpt = qm->nrcpt;
+	for (size_t i = 0; i < qm->nrcpt; i++) {
+		m->rcpts[i].id = qm->rcpts[i].id;
+		m->rcpts[i].addr = xstrdup(qm->rcpts[i].addr ? qm->rcpts[i].addr : "");
+		m->rcpts[i].attempts = qm->rcpts[i].attempts;
+		m->rcpts[i].next_attempt = qm->rcpts[i].next_attempt;
+	}
+	m->up = sched_route(s, m->sender);
+	s->nmsgs++;
+	sched_requeue(s, m);
+}
+
+struct scheduler *
+scheduler_new(struct server *srv, char *err, size_t errlen)
+{
+	struct scheduler *s = xcalloc(1, sizeof(*s));
+	const struct conf *c = srv->conf;
+
+	s->srv = srv;
+	s->conf = c;
+	s->timer = evtimer_new(srv->base, sched_tick, s);
+	if (s->timer == NULL)
+		fatalx("scheduler: evtimer_new failed");
+	s->ups = xcalloc(c->nupstreams ? c->nupstreams : 1, sizeof(*s->ups));
+	for (size_t i = 0; i < c->nupstreams; i++) {
+		char uerr[256];
+		struct sched_up *up = &s->ups[i];
+		up->s = s;
+		up->cu = &c->upstreams[i];
+		up->u = upstream_new(srv, up->cu, uerr, sizeof(uerr));
+		if (up->u == NULL) {
+			snprintf(err, errlen, "%s:%d: [upstream %s]: %s", c->path,
+			    up->cu->line, up->cu->name, uerr);
+			scheduler_free(s);
+			return NULL;
+		}
+		s->nups++;
+	}
+	return s;
+}
+
+struct sched_load {
+	struct scheduler *s;
+	long n;
+};
+
+/* sched_load_cb - one message from store_load_queue (its strings are
+ * temporaries: sched_add_msg copies them) */
+static void
+sched_load_cb(const struct store_qmsg *m, void *arg)
+{
+	struct sched_load *l = arg;
+
+	sched_add_msg(l->s, m);
+	l->n++;
+}
+
+long
+scheduler_load(struct scheduler *s)
+{
+	struct sched_load l = { s, 0 };
+
+	if (store_load_queue(s->srv->store, sched_load_cb, &l) != 0)
+		return -1;
+	sched_arm(s);
+	return l.n;
+}
+
+void
+scheduler_add(struct scheduler *s, const struct store_qmsg *m)
+{
+	if (s->freeing)
+		return;
+	sched_add_msg(s, m);
+	sched_arm(s);
+}
+
+size_t
+scheduler_pending(const struct scheduler *s)
+{
+	return s->nmsgs;
+}
+
+size_t
+scheduler_inflight(const struct scheduler *s)
+{
+	return s->inflight;
+}
+
+void
+scheduler_stop(struct scheduler *s)
+{
+	s->stopping = 1;
+	evtimer_del(s->timer);
+	for (size_t i = 0; i < s->nups; i++)
+		upstream_close_idle(s->ups[i].u);
+}
+
+void
+scheduler_free(struct scheduler *s)
+{
+	struct sched_msg *m;
+
+	if (s == NULL)
+		return;
+	s->freeing = 1;
+	s->stopping = 1;
+	evtimer_del(s->timer);
+	/* Jobs still at an upstream come back aborted (sched_done sees
+	 * freeing and records nothing: the store's state stands). */
+	for (size_t i = 0; i < s->nups; i++)
+		upstream_free(s->ups[i].u);
+	while ((m = sched_heap_pop(s)) != NULL)
+		sched_msg_free(m);
+	for (size_t i = 0; i < s->nups; i++) {
+		while ((m = s->ups[i].bhead) != NULL) {
+			s->ups[i].bhead = m->bnext;
+			sched_msg_free(m);
+		}
+	}
+	/* Messages whose body read is still queued at the store are left
+	 * to the process exit: their callback may never run. */
+	free(s->heap);
+	free(s->ups);
+	event_free(s->timer);
+	free(s);
+}

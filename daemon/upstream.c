@@ -503,7 +503,7 @@ up_fail(struct up_conn *c, int code, const char *fmt, ...)
 	va_end(ap);
 	if (c->job) {
 		log_warn("%s: upstream %s: %s", c->job->queue_id, c->u->cu->name, text);
-		if (c->job->relay[0] == '\0')
+		if (c->ip[0])           /* host[ip]:port once an address was tried */
 			util_strlcpy(c->job->relay, c->relay, sizeof(c->job->relay));
 		up_settle(c->job, code ? code : up_code(text), text);
 		up_job_done(c->u, c->job);
