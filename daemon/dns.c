@@ -236,6 +236,7 @@ dns_literal(struct dns_query *q, const char *host, int port)
 	return 1;
 }
 
+/* dns_new - a c-ares channel on the loop, optionally with our own server */
 struct dns *
 dns_new(struct event_base *base, const char *server, char *err, size_t errlen)
 {
@@ -279,6 +280,7 @@ fail:
 	return NULL;
 }
 
+/* dns_free - fail pending lookups (callbacks run now), release all */
 void
 dns_free(struct dns *d)
 {
@@ -311,6 +313,7 @@ dns_free(struct dns *d)
 	ares_library_cleanup();
 }
 
+/* dns_resolve - A and AAAA for host; literals without a query */
 void
 dns_resolve(struct dns *d, const char *host, int port, dns_addr_fn cb, void *arg)
 {

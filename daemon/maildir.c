@@ -133,6 +133,7 @@ maildir_fsync_dir(const char *dir)
 	return r;
 }
 
+/* maildir_deliver - one message into DIR/new, durably */
 int
 maildir_deliver(const char *dir, const char *hostname, const char *queue_id,
     const char *data, size_t len, char *name, size_t namelen)

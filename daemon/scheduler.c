@@ -552,6 +552,7 @@ sched_add_msg(struct scheduler *s, const struct store_qmsg *qm)
 	sched_requeue(s, m);
 }
 
+/* scheduler_new - one upstream per [upstream] section */
 struct scheduler *
 scheduler_new(struct server *srv, char *err, size_t errlen)
 {
@@ -597,6 +598,7 @@ sched_load_cb(const struct store_qmsg *m, void *arg)
 	l->n++;
 }
 
+/* scheduler_load - the queue from the store, before the loop runs */
 long
 scheduler_load(struct scheduler *s)
 {
@@ -608,6 +610,7 @@ scheduler_load(struct scheduler *s)
 	return l.n;
 }
 
+/* scheduler_add - a message just committed */
 void
 scheduler_add(struct scheduler *s, const struct store_qmsg *m)
 {
@@ -617,18 +620,21 @@ scheduler_add(struct scheduler *s, const struct store_qmsg *m)
 	sched_arm(s);
 }
 
+/* scheduler_pending - messages in memory */
 size_t
 scheduler_pending(const struct scheduler *s)
 {
 	return s->nmsgs;
 }
 
+/* scheduler_inflight - messages being read or delivered */
 size_t
 scheduler_inflight(const struct scheduler *s)
 {
 	return s->inflight;
 }
 
+/* scheduler_stop - start nothing new; close idle connections */
 void
 scheduler_stop(struct scheduler *s)
 {
@@ -638,6 +644,7 @@ scheduler_stop(struct scheduler *s)
 		upstream_close_idle(s->ups[i].u);
 }
 
+/* scheduler_free - abort the upstreams, forget the queue */
 void
 scheduler_free(struct scheduler *s)
 {

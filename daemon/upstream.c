@@ -1523,6 +1523,7 @@ up_dispatch(struct upstream *u)
 	}
 }
 
+/* upstream_new - one [upstream]; its TLS client context is built here */
 struct upstream *
 upstream_new(struct server *srv, const struct conf_upstream *cu, char *err, size_t errlen)
 {
@@ -1544,6 +1545,7 @@ upstream_new(struct server *srv, const struct conf_upstream *cu, char *err, size
 	return u;
 }
 
+/* upstream_free - abort what is left (done still runs once per job) */
 void
 upstream_free(struct upstream *u)
 {
@@ -1600,12 +1602,14 @@ upstream_free(struct upstream *u)
 	free(u);
 }
 
+/* upstream_name - the section name, for logs and the store */
 const char *
 upstream_name(const struct upstream *u)
 {
 	return u->cu->name;
 }
 
+/* upstream_ready - would a job submitted now start at once */
 int
 upstream_ready(const struct upstream *u)
 {
@@ -1623,6 +1627,7 @@ upstream_ready(const struct upstream *u)
 	return 0;
 }
 
+/* upstream_submit - queue a job; done comes later, from the loop */
 void
 upstream_submit(struct upstream *u, struct upstream_job *job)
 {
@@ -1642,6 +1647,7 @@ upstream_submit(struct upstream *u, struct upstream_job *job)
 	up_dispatch(u);
 }
 
+/* upstream_close_idle - QUIT idle connections, the rest after their job */
 void
 upstream_close_idle(struct upstream *u)
 {
@@ -1655,6 +1661,7 @@ upstream_close_idle(struct upstream *u)
 	}
 }
 
+/* upstream_inflight - jobs whose done has not run yet */
 size_t
 upstream_inflight(const struct upstream *u)
 {

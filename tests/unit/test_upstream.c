@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <arpa/inet.h>
@@ -36,6 +37,7 @@
 #include "loopq.h"
 #include "server.h"
 #include "signer.h"
+#include "tls.h"
 #include "upstream.h"
 #include "util.h"
 #include "tap.h"
@@ -55,6 +57,8 @@ struct fs_script {
 	size_t close_in_body;           /* drop after this many body bytes */
 	int close_after_dot;            /* drop without replying */
 	int silent_after_dot;
+	const char *starttls;           /* reply to STARTTLS; 220 starts TLS */
+	int implicit_tls;
 };
 
 struct fs_conn;
@@ -89,6 +93,8 @@ static struct event_base *base;
 static struct server srv;
 static struct conf conf;
 static char tmpdir[256];
+static SSL_CTX *fs_ssl_ctx;         /* NULL: no openssl CLI, TLS cases skipped */
+static char cert_path[512];
 
 /* fs_conn_free - drop a fake-server connection */
 static void
@@ -131,6 +137,22 @@ fs_event_cb(struct bufferevent *bev, short what, void *arg)
 		fs_conn_free(arg);
 }
 
+static void fs_read_cb(struct bufferevent *bev, void *arg);
+
+/* fs_tls_start - server side TLS over the plain connection (anything the
+ * script wrote before, e.g. a 220 with injected plaintext, goes first) */
+static void
+fs_tls_start(struct fs_conn *fc, struct bufferevent *under, int opts)
+{
+	SSL *ssl = SSL_new(fs_ssl_ctx);
+
+	fc->bev = bufferevent_openssl_filter_new(base, under, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, opts);
+	bufferevent_openssl_set_allow_dirty_shutdown(fc->bev, 1);
+	bufferevent_setcb(fc->bev, fs_read_cb, fs_write_cb, fs_event_cb, fc);
+	bufferevent_enable(fc->bev, EV_READ | EV_WRITE);
+}
+
 /* fs_command - one command line (CRLF included in line) */
 static void
 fs_command(struct fs_conn *fc, const char *line)
@@ -162,6 +184,10 @@ fs_command(struct fs_conn *fc, const char *line)
 		fc->fs->nrset++;
 		fc->nrcpt = 0;
 		fs_reply(fc, "250 2.0.0 ok\r\n");
+	} else if (strncasecmp(line, "STARTTLS", 8) == 0 && sc->starttls) {
+		fs_reply(fc, sc->starttls);
+		if (strncmp(sc->starttls, "220", 3) == 0)
+			fs_tls_start(fc, fc->bev, BEV_OPT_CLOSE_ON_FREE);
 	} else if (strncasecmp(line, "QUIT", 4) == 0) {
 		fs_reply(fc, "221 2.0.0 bye\r\n");
 		fc->closing = 1;
@@ -229,6 +255,8 @@ fs_read_cb(struct bufferevent *bev, void *arg)
 		}
 		fs_command(fc, line);
 		free(line);
+		if (fc->bev != bev)
+			return;                 /* STARTTLS: the TLS bufferevent reads now */
 		if (fc->closing) {
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;
@@ -248,6 +276,9 @@ fs_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa
 	fc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(fc->bev, fs_read_cb, fs_write_cb, fs_event_cb, fc);
 	bufferevent_enable(fc->bev, EV_READ | EV_WRITE);
+	if (fs->sc->implicit_tls) {
+		fs_tls_start(fc, fc->bev, BEV_OPT_CLOSE_ON_FREE);
+	}
 	fc->next = fs->conns;
 	fs->conns = fc;
 	if (fs->sc->greeting)
@@ -881,6 +912,90 @@ test_maildir(void)
 	    t.rcpts[0].reply);
 }
 
+/* test_tls - STARTTLS with plaintext injected after the 220 (C5: purged,
+ * handshake and delivery still succeed), a name that does not match the
+ * certificate (454 4.7.5, nothing sent), and implicit TLS. */
+static void
+test_tls(void)
+{
+	static const struct fs_script st = {
+		.greeting = "220 fake\r\n",
+		.ehlo = "250-fake\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n",
+		.starttls = "220 2.0.0 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n",
+	};
+	static const struct fs_script si = {
+		.greeting = "220 fake\r\n", .ehlo = "250-fake\r\n250 AUTH PLAIN\r\n",
+		.implicit_tls = 1,
+	};
+	struct fs *fs;
+	struct conf_upstream cu;
+	struct tjob t;
+	char pw[] = "pw";
+	const char *all;
+
+	if (fs_ssl_ctx == NULL) {
+		ok(1, "# SKIP no openssl CLI for a test certificate");
+		return;
+	}
+	fs = fs_start(&st);
+	cu_init(&cu, fs->port);
+	cu.tls = CONF_TLS_STARTTLS;
+	util_strlcpy(cu.ca_file, cert_path, sizeof(cu.ca_file));
+	util_strlcpy(cu.username, "u", sizeof(cu.username));
+	cu.password = pw;
+	tjob_init(&t, "hi\r\n", 1);
+	ok(one_job(&cu, &t, 10), "STARTTLS: done");
+	is_int(t.rcpts[0].code, 250, "STARTTLS: delivered after purge (%s)", t.rcpts[0].reply);
+	all = fs_text(fs->all);
+	ok(strstr(all, "STARTTLS\r\n") && strstr(strstr(all, "STARTTLS\r\n"), "EHLO"),
+	    "STARTTLS: EHLO again inside TLS");
+	is_int(fs->nauth, 1, "STARTTLS: AUTH once, inside TLS");
+	is_int(fs->nmail, 1, "STARTTLS: one MAIL");
+	fs_stop(fs);
+
+	fs = fs_start(&st);
+	cu_init(&cu, fs->port);
+	cu.tls = CONF_TLS_STARTTLS;
+	util_strlcpy(cu.ca_file, cert_path, sizeof(cu.ca_file));
+	util_strlcpy(cu.tls_name, "wrong.example", sizeof(cu.tls_name));
+	tjob_init(&t, "hi\r\n", 1);
+	ok(one_job(&cu, &t, 10), "TLS wrong name: done");
+	ok(strncmp(t.rcpts[0].reply, "454 4.7.5 TLS handshake with 127.0.0.1[127.0.0.1] failed: ", 58) == 0,
+	    "TLS wrong name: 454 4.7.5 (%s)", t.rcpts[0].reply);
+	is_int(fs->nmail, 0, "TLS wrong name: no MAIL");
+	fs_stop(fs);
+
+	fs = fs_start(&si);
+	cu_init(&cu, fs->port);
+	cu.tls = CONF_TLS_IMPLICIT;
+	util_strlcpy(cu.ca_file, cert_path, sizeof(cu.ca_file));
+	util_strlcpy(cu.username, "u", sizeof(cu.username));
+	cu.password = pw;
+	tjob_init(&t, "hi\r\n", 1);
+	ok(one_job(&cu, &t, 10), "implicit TLS: done");
+	is_int(t.rcpts[0].code, 250, "implicit TLS: delivered (%s)", t.rcpts[0].reply);
+	is_int(fs->nauth, 1, "implicit TLS: AUTH");
+	fs_stop(fs);
+}
+
+/* make_cert - a self-signed certificate for 127.0.0.1 in tmpdir */
+static void
+make_cert(void)
+{
+	char cmd[2048], key[512], err[256];
+
+	snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", tmpdir);
+	snprintf(key, sizeof(key), "%s/key.pem", tmpdir);
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+	    "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
+	    "-keyout '%s' -out '%s' >/dev/null 2>&1", key, cert_path);
+	if (system(cmd) != 0)
+		return;
+	fs_ssl_ctx = tls_server_ctx(cert_path, key, err, sizeof(err));
+	if (fs_ssl_ctx == NULL)
+		printf("# tls_server_ctx: %s\n", err);
+}
+
 struct dns_probe {
 	int called, err;
 	size_t n;
@@ -970,12 +1085,16 @@ main(void)
 	test_refused();
 	test_hostname();
 	test_maildir();
+	make_cert();
+	test_tls();
 
 	dns_free(srv.dns);
 	signer_free(srv.signer);
 	loopq_drain(srv.loopq);
 	loopq_free(srv.loopq);
 	event_base_free(base);
+	if (fs_ssl_ctx)
+		SSL_CTX_free(fs_ssl_ctx);
 	{
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
