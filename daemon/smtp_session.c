@@ -102,11 +102,13 @@ struct session {
 	int busy;                   /* a worker job or the store owns us */
 	int dead;                   /* connection gone while busy */
 	int skip_line;              /* discarding an overlong line up to LF */
+	int close_polls;            /* waits for the socket to drain at close */
 
 	/* authentication */
 	char user[AUTH_NAME_MAX];   /* authenticated user, "" if none */
 	const struct auth_user *auth_user;
 	enum sasl_step sasl;
+	const char *sasl_mech;      /* "PLAIN" or "LOGIN" */
 	char sasl_name[AUTH_NAME_MAX];
 	int auth_failures;
 
@@ -167,6 +169,7 @@ static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_process(struct session *s);
 static void session_free(struct session *s);
+static void session_close_flushed(struct session *s);
 
 /* session_set_state - the one place the state changes */
 static void
@@ -382,6 +385,7 @@ cmd_auth(struct session *s, const char *args)
 			return;
 		}
 	}
+	s->sasl_mech = util_strcaseeq(mech, "PLAIN") ? "PLAIN" : "LOGIN";
 	if (util_strcaseeq(mech, "PLAIN")) {
 		if (initial == NULL) {
 			s->sasl = SASL_PLAIN;
@@ -479,7 +483,7 @@ session_auth_result(struct session *s, int ok, const char *name)
 		s->auth_user = auth_find(s->srv->users, name);
 		auth_penalty_success(s->srv->penalty, s->ip);
 		log_info("%s: client=[%s], sasl_method=%s, sasl_username=%s", s->id, s->ip,
-		    "PLAIN/LOGIN", log_esc(name, esc, sizeof(esc)));
+		    s->sasl_mech, log_esc(name, esc, sizeof(esc)));
 		session_reply(s, "235 2.7.0 Authentication successful");
 		return;
 	}
@@ -1253,13 +1257,33 @@ session_read_cb(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
+/* session_close_flushed - free once the last reply reached the socket.
+ * Under STARTTLS the session's bufferevent is a filter: its output being
+ * empty only means the bytes moved to the socket bufferevent below, so
+ * wait for that one too (polled; bounded by the closing deadline). */
+static void
+session_close_flushed(struct session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	struct timeval tv = { 0, 20 * 1000 };
+
+	if (under && evbuffer_get_length(bufferevent_get_output(under)) > 0) {
+		event_del(s->deadline);
+		if (s->close_polls++ < 500) {   /* 10 s at most */
+			event_add(s->deadline, &tv);
+			return;
+		}
+	}
+	session_free(s);
+}
+
 static void
 session_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
 	if (s->state == ST_CLOSING) {
-		session_free(s);
+		session_close_flushed(s);
 		return;
 	}
 	/* Replies drained: resume a pipelining client we paused. */
@@ -1301,7 +1325,7 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 
 	if (s->state == ST_CLOSING) {
-		session_free(s);
+		session_close_flushed(s);
 		return;
 	}
 	log_info("%s: timeout in state %s from [%s]", s->id, session_state_names[s->state], s->ip);
