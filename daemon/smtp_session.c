@@ -1106,13 +1106,20 @@ again:
 
 /* session_line - take one CRLF line off the input into buf.
  * Returns 1 with a line, 0 when more input is needed, -1 when a bad line
- * was consumed and answered. */
+ * was consumed and answered.
+ *
+ * Only CRLF ends a command. After a bare LF, an overlong line or a bare
+ * CR, everything up to the next CRLF is discarded under the one 500
+ * already sent, so "NOOP\nRSET\r\n" is a single bad line and nothing
+ * smuggled behind a bare LF ever runs as a command. */
 static int
 session_line(struct session *s, char *buf, size_t bufsize)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer_ptr eol;
 	size_t len, limit = s->state == ST_SASL ? SESSION_SASL_LINE_MAX : SMTP_LINE_MAX;
+	int crlf, was_skipping;
+	char prev;
 
 	eol = evbuffer_search(in, "\n", 1, NULL);
 	if (eol.pos < 0) {
@@ -1130,24 +1137,32 @@ session_line(struct session *s, char *buf, size_t bufsize)
 		return 0;
 	}
 	len = (size_t)eol.pos + 1;
-	if (s->skip_line) {
-		/* The tail of an overlong line: already answered. */
-		evbuffer_drain(in, len);
-		s->skip_line = 0;
-		return -1;
+	prev = '\0';
+	if (eol.pos > 0) {
+		struct evbuffer_ptr p;
+		evbuffer_ptr_set(in, &p, (size_t)eol.pos - 1, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &p, &prev, 1);
 	}
-	if (len > limit) {
+	crlf = prev == '\r';
+	was_skipping = s->skip_line;
+	if (s->skip_line || len > limit || !crlf) {
 		evbuffer_drain(in, len);
+		/* The skip ends with a proper CRLF line end. */
+		s->skip_line = !crlf;
+		if (was_skipping)
+			return -1;
 		s->nbad++;
-		session_reply(s, "500 5.5.2 Line too long (limit %zu octets)", limit);
+		if (!crlf)
+			session_reply(s, "500 5.5.2 Bare LF in command; only CRLF line endings are accepted");
+		else
+			session_reply(s, "500 5.5.2 Line too long (limit %zu octets)", limit);
 		return -1;
 	}
 	evbuffer_remove(in, buf, len);
 	buf[len] = '\0';
-	if (len < 2 || buf[len - 2] != '\r' || memchr(buf, '\r', len - 2) != NULL ||
-	    strlen(buf) != len) {
+	if (memchr(buf, '\r', len - 2) != NULL || strlen(buf) != len) {
 		s->nbad++;
-		session_reply(s, "500 5.5.2 Bare CR, LF or NUL in command; only CRLF line endings are accepted");
+		session_reply(s, "500 5.5.2 Bare CR or NUL in command; only CRLF line endings are accepted");
 		return -1;
 	}
 	buf[len - 2] = '\0';
