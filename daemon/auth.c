@@ -105,9 +105,9 @@ user_clear(struct auth_user *u)
 	memset(u, 0, sizeof(*u));
 }
 
-/* valid_name - printable, no blanks, no ':' */
-static int
-valid_name(const char *s)
+/* auth_name_valid - a user name: printable, no blanks, no ':' */
+int
+auth_name_valid(const char *s)
 {
 	if (*s == '\0' || strlen(s) >= AUTH_NAME_MAX)
 		return 0;
@@ -143,7 +143,7 @@ parse_line(struct auth_db *db, char *line, int lineno, FILE *errs)
 		BAD("too many fields (expected name:hash:senders[:options])");
 	if (*f[0] == '\0')
 		BAD("missing user name");
-	if (!valid_name(f[0]))
+	if (!auth_name_valid(f[0]))
 		BAD("bad user name (printable, no blanks, at most %d characters)",
 		    AUTH_NAME_MAX - 1);
 	if (auth_find(db, f[0]) != NULL)

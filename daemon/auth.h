@@ -55,6 +55,8 @@ int auth_sender_allowed(const struct auth_user *u, const char *addr);
 /* Is `entry` acceptable in a users file's senders field ("user@domain"
  * or "@domain")? Returns 1 or 0. */
 int auth_sender_valid(const char *entry);
+/* Is s acceptable as a user name (printable, no blanks, no ':')? */
+int auth_name_valid(const char *s);
 
 /* SASL decoding (RFC 4954, RFC 4616). PLAIN: base64 of
  * authzid NUL authcid NUL passwd; authzid must be empty or equal authcid.

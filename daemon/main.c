@@ -2,7 +2,8 @@
  * main - outpostd: load the configuration, open the queue, start the
  * worker threads, the listeners and the scheduler, run the event loop.
  *
- *   outpostd [-c FILE] [-f] [-d]   run (-f: foreground, log to stderr)
+ *   outpostd [-c FILE] [-f] [-d]   run (-f: log to stderr, as under systemd;
+ *                                  otherwise syslog; never forks)
  *   outpostd [-c FILE] -n          check the configuration and exit
  *
  * Startup order matters for "nothing accepted is ever lost": the queue is
@@ -37,6 +38,7 @@
 #include "signer.h"
 #include "smtp_session.h"
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
@@ -154,6 +156,28 @@ main(int argc, char **argv)
 	} else {
 		server.users = auth_empty();
 	}
+	/* Load every listener's certificate and key now: a key that does
+	 * not match its certificate is only found by OpenSSL, and -n must
+	 * find it too. */
+	for (size_t i = 0; i < server.conf->nlistens; i++) {
+		const struct conf_listen *cl = &server.conf->listens[i];
+		SSL_CTX *ctx;
+		if (cl->tls == CONF_TLS_NONE)
+			continue;
+		if ((ctx = tls_server_ctx(cl->cert, cl->key, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "%s:%d: [listen %s]: %s\n", server.conf->path, cl->line,
+			    cl->name, err);
+			nerr++;
+		} else {
+			SSL_CTX_free(ctx);
+		}
+	}
+	if (nerr) {
+		fprintf(stderr, "outpostd: %s: configuration has errors\n", conf_path);
+		auth_free(server.users);
+		conf_free(server.conf);
+		return 1;
+	}
 	if (check) {
 		printf("%s: configuration ok (%zu listeners, %zu upstreams, %zu users)\n",
 		    conf_path, server.conf->nlistens, server.conf->nupstreams,
@@ -163,7 +187,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	log_init(foreground ? LOG_DEST_STDERR : LOG_DEST_SYSLOG,
+	/* Under systemd stderr goes to the journal already (JOURNAL_STREAM). */
+	log_init(foreground || getenv("JOURNAL_STREAM") ? LOG_DEST_STDERR : LOG_DEST_SYSLOG,
 	    debug || server.conf->server.debug, "outpostd");
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() != 0)

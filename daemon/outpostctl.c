@@ -138,18 +138,6 @@ read_password(char *pw, size_t size)
 	return r;
 }
 
-/* valid_user - what a users file accepts as a name */
-static int
-valid_user(const char *s)
-{
-	if (*s == '\0' || strlen(s) >= AUTH_NAME_MAX)
-		return 0;
-	for (; *s; s++)
-		if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == ':')
-			return 0;
-	return 1;
-}
-
 /* valid_senders - every comma item is an address or @domain */
 static int
 valid_senders(const char *list)
@@ -181,7 +169,7 @@ verb_passwd(const char *conf, int argc, char **argv)
 
 	if (argc < 2 || argc > 3)
 		return verb_usage(argv[0]);
-	if (!valid_user(argv[1])) {
+	if (!auth_name_valid(argv[1])) {
 		fprintf(stderr, "outpostctl: invalid user name '%s' (printable,"
 		    " no blanks or ':', at most %d characters)\n", argv[1], AUTH_NAME_MAX - 1);
 		return 2;

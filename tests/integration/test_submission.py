@@ -15,7 +15,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import (ALICE_PW, HOSTNAME, crlf, dot_stuff, free_port,
+from conftest import (ALICE_PW, HOSTNAME, crlf, dot_stuff, free_port, make_cert,
                       header_names, ipv6_available, outpostctl_passwd, queue_id,
                       simple_message, split_message, wait_until)
 
@@ -511,6 +511,21 @@ def test_missing_cert_is_reported(daemon_factory, tmp_path):
     with pytest.raises(AssertionError, match="exited"):
         d.start()
     assert "nope.pem" in d.log()
+
+
+def test_check_config_key_not_matching_cert(daemon_factory, tmp_path):
+    """-n loads each listener's certificate and key, so a key that belongs
+    to another certificate is reported with the [listen] line."""
+    other_cert, other_key = make_cert(tmp_path / "other")
+    d = daemon_factory(start=False)
+    d.sections["listen submission"]["key"] = str(other_key)
+    d.write_config()
+    p = d.check_config()
+    assert p.returncode == 1, p.stdout + p.stderr
+    lines = d.conf_path.read_text().splitlines()
+    lineno = lines.index("[listen submission]") + 1
+    assert re.search(rf"^{re.escape(str(d.conf_path))}:{lineno}: \[listen submission\]: key "
+                     rf"{re.escape(str(other_key))}: .*mismatch", p.stderr, re.M), p.stderr
 
 
 def test_outpostctl_passwd_line(daemon_factory):
