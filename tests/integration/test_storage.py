@@ -7,6 +7,7 @@ Needs root for mount(8); skipped elsewhere.
 """
 import email
 import os
+import sqlite3
 import subprocess
 
 import pytest
@@ -71,9 +72,13 @@ def test_Q4_disk_full_gives_452_and_daemon_keeps_running(daemon_factory, client_
         c.close()
         d.stop()
         # The queue survived the full disk intact.
-        out = subprocess.run(["sqlite3", str(state / "queue.db"), "PRAGMA integrity_check;"],
-                             capture_output=True, text=True, timeout=30)
-        if out.returncode == 0:
-            assert out.stdout.strip() == "ok", out.stdout
+        con = sqlite3.connect(f"file:{state / 'queue.db'}?mode=ro", uri=True, timeout=5)
+        try:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            statuses = [r[0] for r in con.execute("SELECT status FROM recipients ORDER BY id")]
+        finally:
+            con.close()
+        # Exactly the two accepted messages were ever queued.
+        assert statuses == ["sent", "sent"], statuses
     finally:
         subprocess.run(["umount", "-l", str(state)], capture_output=True)
