@@ -395,12 +395,14 @@ sched_done(struct upstream_job *job, void *arg)
 
 		if (cls != 2 && cls != 5)
 			cls = 4;                /* anything odd is retried */
+		/* Every answer is an attempt, whatever its class: the store's
+		 * attempts is the total, also for 'sent' and 'bounced'. */
+		r->attempts++;
 		if (cls == 2) {
 			status = "sent";
 		} else if (cls == 5) {
 			status = "bounced";
 		} else {
-			r->attempts++;
 			if (now - m->received_at >= q->max_lifetime) {
 				status = "bounced";
 			} else {
