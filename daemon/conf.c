@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -62,6 +63,7 @@ enum type {
 	T_NETS,         /* struct conf_net * at off, size_t count at noff */
 	T_NAMES,        /* char ** at off, size_t count at noff */
 	T_DURS,         /* long[] at off (size bytes), size_t count at noff */
+	T_DKIM_KEYS,    /* struct conf_dkim_key * at off, size_t count at noff */
 };
 
 struct enumval {
@@ -221,6 +223,9 @@ static const struct setting settings[] = {
 	/* [domain NAME] */
 	{ DOM(upstreams), .key = "upstream", .type = T_NAMES,
 	  .noff = offsetof(struct conf_domain, nupstreams) },
+	{ DOM(dkim_keys), .key = "dkim_key", .type = T_DKIM_KEYS,
+	  .noff = offsetof(struct conf_domain, ndkim_keys) },
+	{ DOM(dkim_subdomains), .key = "dkim_subdomains", .type = T_BOOL, .def = "no" },
 
 	/* [queue] */
 	{ QUE(retry), .key = "retry", .type = T_DURS,
@@ -511,6 +516,91 @@ set_names(const struct setting *s, void *base, const char *v, char *msg, size_t 
 	return 0;
 }
 
+/* check_selector - RFC 6376 3.1: dot-separated labels of letters,
+ * digits and '-' */
+static int
+check_selector(const char *v)
+{
+	size_t label = 0;
+
+	if (*v == '\0' || strlen(v) >= CONF_SELECTOR_MAX)
+		return -1;
+	for (; *v; v++) {
+		if (*v == '.') {
+			if (label == 0)
+				return -1;
+			label = 0;
+		} else if (isalnum((unsigned char)*v) || (*v == '-' && label > 0)) {
+			label++;
+		} else {
+			return -1;
+		}
+	}
+	return label > 0 ? 0 : -1;
+}
+
+/* set_dkim_keys - T_DKIM_KEYS: "SELECTOR:PATH, SELECTOR:PATH" */
+static int
+set_dkim_keys(struct ctx *x, const struct setting *s, void *base, const char *v,
+    char *msg, size_t len)
+{
+	struct conf_dkim_key **keys = (struct conf_dkim_key **)((char *)base + s->off);
+	size_t *n = (size_t *)((char *)base + s->noff);
+	char *copy = xstrdup(v), *cursor = copy, *item, *colon;
+	struct conf_dkim_key *list = NULL;
+	size_t count = 0;
+	int bad = 0;
+
+	if (*util_strtrim(copy) == '\0')
+		cursor = NULL;
+	while (!bad && (item = next_item(&cursor)) != NULL) {
+		colon = strchr(item, ':');
+		if (colon == NULL || colon == item || colon[1] == '\0') {
+			snprintf(msg, len, "expected SELECTOR:PATH[, SELECTOR:PATH...], got '%s'", item);
+			bad = 1;
+			break;
+		}
+		*colon = '\0';
+		if (check_selector(item) < 0) {
+			snprintf(msg, len, "'%s' is not a DKIM selector (letters, digits, '-' "
+			    "and '.', at most %d characters)", item, CONF_SELECTOR_MAX - 1);
+			bad = 1;
+			break;
+		}
+		for (size_t i = 0; i < count; i++) {
+			if (util_strcaseeq(list[i].selector, item)) {
+				snprintf(msg, len, "selector '%s' is given twice", item);
+				bad = 1;
+			}
+		}
+		if (!bad && count == CONF_DKIM_KEYS_MAX) {
+			snprintf(msg, len, "at most %d keys per domain", CONF_DKIM_KEYS_MAX);
+			bad = 1;
+		}
+		if (bad)
+			break;
+		list = xreallocarray(list, count + 1, sizeof(*list));
+		memset(&list[count], 0, sizeof(list[count]));
+		util_strlcpy(list[count].selector, item, sizeof(list[count].selector));
+		if (resolve_path(x, util_strtrim(colon + 1), list[count].path,
+		    sizeof(list[count].path), msg, len) < 0) {
+			bad = 1;
+			break;
+		}
+		count++;
+	}
+	free(copy);
+	if (bad) {
+		free(list);
+		return -1;
+	}
+	free(*keys);
+	*keys = list;
+	*n = count;
+	((struct conf_domain *)base)->dkim_line = x->lineno;
+	return 0;
+}
+
 /* set_durs - T_DURS: comma list of durations into a fixed array */
 static int
 set_durs(const struct setting *s, void *base, const char *v, char *msg, size_t len)
@@ -669,6 +759,8 @@ set_value(struct ctx *x, const struct setting *s, void *base, const char *v,
 		return set_names(s, base, v, msg, len);
 	case T_DURS:
 		return set_durs(s, base, v, msg, len);
+	case T_DKIM_KEYS:
+		return set_dkim_keys(x, s, base, v, msg, len);
 	}
 	fatalx("conf: setting %s has an unknown type", s->key);
 }
@@ -1230,6 +1322,7 @@ conf_free(struct conf *c)
 		for (size_t j = 0; j < c->domains[i].nupstreams; j++)
 			free(c->domains[i].upstreams[j]);
 		free(c->domains[i].upstreams);
+		free(c->domains[i].dkim_keys);
 	}
 	free(c->domains);
 	free(c);

@@ -73,10 +73,24 @@ struct conf_upstream {
 	int line;
 };
 
+#define CONF_SELECTOR_MAX 64     /* DKIM selector (RFC 6376 3.1) */
+#define CONF_DKIM_KEYS_MAX 8
+
+/* One `dkim_key = SELECTOR:PATH` entry; the key itself is loaded and
+ * checked by dkim_key.c, so that -n and outpostctl see the same errors. */
+struct conf_dkim_key {
+	char selector[CONF_SELECTOR_MAX];
+	char path[PATH_MAX];        /* absolute */
+};
+
 struct conf_domain {
 	char name[HOST_MAX];        /* lower case */
 	char **upstreams;           /* names, in failover order; may be empty */
 	size_t nupstreams;
+	struct conf_dkim_key *dkim_keys; /* dkim_key: one signature per key */
+	size_t ndkim_keys;
+	int dkim_line;              /* line of dkim_key, for key errors */
+	int dkim_subdomains;        /* also sign for *.NAME (relaxed alignment) */
 	int line;
 };
 
