@@ -6,21 +6,31 @@
  * Verbs so far:
  *   passwd USER [SENDERS]  print a users-file line; the password comes from
  *                          stdin (asked twice, without echo, on a terminal)
- *   check-config           load the config (and users file) like outpostd -n
+ *   check-config           load the config, users file and DKIM keys like
+ *                          outpostd -n
+ *   dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir DIR]
+ *                          write DIR/DOMAIN.SELECTOR.pem (mode 0600; DIR
+ *                          defaults to dkim/ beside the config file), print
+ *                          its TXT record and the dkim_key line for the config
+ *   dkim dns DOMAIN        the TXT records of DOMAIN's configured keys
  *
  * Exit codes: 0 success, 1 failure, 2 usage error.
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "conf.h"
+#include "dkim_key.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
@@ -29,23 +39,47 @@
 
 #define DEFAULT_CONF SYSCONFDIR "/outpost/outpost.conf"
 #define PASS_BUF (AUTH_PASS_MAX + 2)   /* password, newline, NUL */
+#define DKIM_DIR "dkim"                 /* default key directory, beside the config */
+#define DKIM_PEM_MAX (64 * 1024)
+
+struct verb;
+struct verb_group {
+	const struct verb *verbs;
+	size_t n;
+};
 
 struct verb {
 	const char *name;
 	int (*run)(const char *conf, int argc, char **argv);
 	const char *args;
 	const char *help;
+	const struct verb_group *sub;   /* "dkim keygen": verbs under a verb */
 };
 
 static int verb_passwd(const char *conf, int argc, char **argv);
 static int verb_check_config(const char *conf, int argc, char **argv);
+static int verb_dkim_keygen(const char *conf, int argc, char **argv);
+static int verb_dkim_dns(const char *conf, int argc, char **argv);
+
+static const struct verb dkim_verbs[] = {
+	{ "keygen", verb_dkim_keygen,
+	  "DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir DIR]",
+	  "write a new key to DIR/DOMAIN.SELECTOR.pem (mode 0600; default rsa,"
+	  " 2048 bits, DIR = dkim/ beside the config file) and print its TXT"
+	  " record", NULL },
+	{ "dns", verb_dkim_dns, "DOMAIN",
+	  "print the TXT records of every dkim_key of [domain DOMAIN]", NULL },
+};
+static const struct verb_group dkim_group = { dkim_verbs, ARRAY_LEN(dkim_verbs) };
 
 static const struct verb verbs[] = {
 	{ "passwd", verb_passwd, "USER [SENDERS]",
 	  "print a users-file line; password from stdin, SENDERS like"
-	  " alice@example.com,@example.com" },
+	  " alice@example.com,@example.com", NULL },
 	{ "check-config", verb_check_config, "",
-	  "check the configuration and the users file, like outpostd -n" },
+	  "check the configuration, the users file and the DKIM keys, like"
+	  " outpostd -n", NULL },
+	{ "dkim", NULL, "", "", &dkim_group },
 };
 
 /* usage - the verbs and what they do */
@@ -55,19 +89,43 @@ usage(FILE *f)
 	fprintf(f, "usage: outpostctl [-c FILE] COMMAND [ARGS]\n"
 	    "  -c FILE  configuration (default " DEFAULT_CONF ")\n"
 	    "commands:\n");
-	for (size_t i = 0; i < ARRAY_LEN(verbs); i++)
-		fprintf(f, "  %s%s%s\n      %s\n", verbs[i].name, *verbs[i].args ? " " : "",
-		    verbs[i].args, verbs[i].help);
+	for (size_t i = 0; i < ARRAY_LEN(verbs); i++) {
+		const struct verb *v = verbs[i].sub ? verbs[i].sub->verbs : &verbs[i];
+		size_t n = verbs[i].sub ? verbs[i].sub->n : 1;
+
+		for (size_t j = 0; j < n; j++)
+			fprintf(f, "  %s%s%s%s%s\n      %s\n", verbs[i].name,
+			    verbs[i].sub ? " " : "", verbs[i].sub ? v[j].name : "",
+			    *v[j].args ? " " : "", v[j].args, v[j].help);
+	}
 }
 
-/* verb_usage - one verb's synopsis; returns the usage exit code */
+/* verb_usage - one verb's synopsis, sub-verbs included; returns the
+ * usage exit code */
 static int
 verb_usage(const char *name)
 {
-	for (size_t i = 0; i < ARRAY_LEN(verbs); i++)
-		if (strcmp(verbs[i].name, name) == 0)
+	for (size_t i = 0; i < ARRAY_LEN(verbs); i++) {
+		if (strcmp(verbs[i].name, name) == 0 && verbs[i].sub == NULL)
 			fprintf(stderr, "usage: outpostctl [-c FILE] %s %s\n", name, verbs[i].args);
+		for (size_t j = 0; verbs[i].sub && j < verbs[i].sub->n; j++)
+			if (strcmp(verbs[i].sub->verbs[j].name, name) == 0 ||
+			    strcmp(verbs[i].name, name) == 0)
+				fprintf(stderr, "usage: outpostctl [-c FILE] %s %s %s\n",
+				    verbs[i].name, verbs[i].sub->verbs[j].name,
+				    verbs[i].sub->verbs[j].args);
+	}
 	return 2;
+}
+
+/* verb_find - a verb by name in a table, or NULL */
+static const struct verb *
+verb_find(const struct verb *table, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(table[i].name, name) == 0)
+			return &table[i];
+	return NULL;
 }
 
 /* read_secret_line - one line from fd 0 into buf without its newline.
@@ -219,9 +277,229 @@ verb_check_config(const char *conf, int argc, char **argv)
 		}
 		auth_free(db);
 	}
+	dkim_key_free(dkim_key_load(c, stderr, &nerr));
+	if (nerr > 0) {
+		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
+		conf_free(c);
+		return 1;
+	}
 	printf("%s: OK\n", conf);
 	conf_free(c);
 	return 0;
+}
+
+/* dkim_name_valid - a domain or selector: dot-separated labels of
+ * letters, digits and inner '-' (RFC 6376 3.1); also keeps the key file
+ * name DOMAIN.SELECTOR.pem inside its directory */
+static int
+dkim_name_valid(const char *s, size_t max)
+{
+	size_t label = 0, len = strlen(s);
+
+	if (len == 0 || len >= max)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+		} else if (isalnum((unsigned char)s[i]) || (s[i] == '-' && label > 0)) {
+			label++;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+/* dkim_print_txt - the TXT record of the key in `path` */
+static int
+dkim_print_txt(const char *domain, const char *selector, const char *path)
+{
+	char err[256], *pem, *txt;
+	size_t len;
+
+	if ((pem = util_read_file(path, DKIM_PEM_MAX, &len)) == NULL) {
+		fprintf(stderr, "outpostctl: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	txt = dkim_key_txt_record(domain, selector, pem, len, err, sizeof(err));
+	util_wipe(pem, len);
+	free(pem);
+	if (txt == NULL) {
+		fprintf(stderr, "outpostctl: %s: %s\n", path, err);
+		return -1;
+	}
+	printf("%s\n", txt);
+	free(txt);
+	return 0;
+}
+
+/* dkim_key_dir - DIR made absolute, created 0700 when missing; the
+ * default is dkim/ beside the config file */
+static int
+dkim_key_dir(const char *conf, const char *dir, char *out)
+{
+	char def[PATH_MAX];
+	const char *slash;
+
+	if (dir == NULL) {
+		slash = strrchr(conf, '/');
+		if (slash == NULL)
+			snprintf(def, sizeof(def), "%s", DKIM_DIR);
+		else if ((size_t)snprintf(def, sizeof(def), "%.*s/%s", (int)(slash - conf),
+		    conf, DKIM_DIR) >= sizeof(def))
+			def[0] = '\0';
+		dir = def;
+	}
+	if (*dir == '\0' || (mkdir(dir, 0700) < 0 && errno != EEXIST) ||
+	    realpath(dir, out) == NULL) {
+		fprintf(stderr, "outpostctl: key directory %s: %s\n", dir,
+		    *dir ? strerror(errno) : "path too long");
+		return -1;
+	}
+	return 0;
+}
+
+/* dkim_keygen_args - keygen's two names and --type, --bits, --dir
+ * (also as --opt=VALUE); returns 0 or the usage exit code */
+static int
+dkim_keygen_args(int argc, char **argv, const char **pos, enum dkim_key_type *type,
+    int *bits, const char **dir)
+{
+	int npos = 0, gotbits = 0;
+	const char *opt, *val, *eq;
+	size_t namelen;
+	char *end;
+	long b;
+
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--", 2) != 0) {
+			if (npos == 2)
+				return 2;
+			pos[npos++] = argv[i];
+			continue;
+		}
+		opt = argv[i];
+		eq = strchr(opt, '=');
+		namelen = eq ? (size_t)(eq - opt) : strlen(opt);
+		if (eq)
+			val = eq + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else
+			return 2;
+		if (namelen == 6 && strncmp(opt, "--type", 6) == 0) {
+			if (strcmp(val, "rsa") == 0)
+				*type = DKIM_KEY_RSA;
+			else if (strcmp(val, "ed25519") == 0)
+				*type = DKIM_KEY_ED25519;
+			else
+				return 2;
+		} else if (namelen == 6 && strncmp(opt, "--bits", 6) == 0) {
+			errno = 0;
+			b = strtol(val, &end, 10);
+			if (errno || *end || end == val || b <= 0 || b > INT_MAX)
+				return 2;
+			*bits = (int)b;
+			gotbits = 1;
+		} else if (namelen == 5 && strncmp(opt, "--dir", 5) == 0) {
+			*dir = val;
+		} else {
+			return 2;
+		}
+	}
+	if (npos != 2 || (gotbits && *type != DKIM_KEY_RSA))
+		return 2;
+	return 0;
+}
+
+/* verb_dkim_keygen - new key file, its TXT record, the config line */
+static int
+verb_dkim_keygen(const char *conf, int argc, char **argv)
+{
+	const char *pos[2], *dir = NULL;
+	enum dkim_key_type type = DKIM_KEY_RSA;
+	char domain[HOST_MAX], absdir[PATH_MAX], path[PATH_MAX], err[PATH_MAX + 128];
+	int bits = 2048;
+
+	if (dkim_keygen_args(argc, argv, pos, &type, &bits, &dir) != 0)
+		return verb_usage(argv[0]);
+	util_strlcpy(domain, pos[0], sizeof(domain));
+	util_strlower(domain);
+	if (!dkim_name_valid(domain, sizeof(domain))) {
+		fprintf(stderr, "outpostctl: invalid domain '%s'\n", pos[0]);
+		return 2;
+	}
+	if (!dkim_name_valid(pos[1], CONF_SELECTOR_MAX)) {
+		fprintf(stderr, "outpostctl: invalid selector '%s' (letters, digits, '-'"
+		    " and '.', at most %d characters)\n", pos[1], CONF_SELECTOR_MAX - 1);
+		return 2;
+	}
+	if (dkim_key_dir(conf, dir, absdir) < 0)
+		return 1;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s.pem", absdir, domain,
+	    pos[1]) >= sizeof(path)) {
+		fprintf(stderr, "outpostctl: key path too long\n");
+		return 1;
+	}
+	if (dkim_key_generate(type, bits, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "outpostctl: %s\n", err);
+		return 1;
+	}
+	printf("wrote %s (mode 0600)\n", path);
+	if (dkim_print_txt(domain, pos[1], path) < 0)
+		return 1;
+	printf("\n# add to %s:\n", conf);
+	if (type == DKIM_KEY_ED25519)
+		printf("# (Ed25519 signs next to an RSA key: list both on one dkim_key"
+		    " line, comma-separated)\n");
+	printf("[domain %s]\ndkim_key = %s:%s\n", domain, pos[1], path);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* verb_dkim_dns - the TXT records of one configured domain's keys,
+ * from the keys as outpostd loads them */
+static int
+verb_dkim_dns(const char *conf, int argc, char **argv)
+{
+	const struct conf_domain *cd;
+	const struct dkim_domain *d = NULL;
+	struct dkim_keyset *ks = NULL;
+	struct conf *c;
+	char err[256], *txt;
+	int nerr, rc = 1;
+
+	if (argc != 2)
+		return verb_usage(argv[0]);
+	if ((nerr = conf_load(conf, stderr, &c)) > 0) {
+		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
+		return 1;
+	}
+	ks = dkim_key_load(c, stderr, &nerr);
+	if (nerr > 0)
+		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
+	else if ((cd = conf_domain_find(c, argv[1])) == NULL)
+		fprintf(stderr, "outpostctl: %s: no [domain %s] section\n", conf, argv[1]);
+	else if (cd->ndkim_keys == 0)
+		fprintf(stderr, "outpostctl: %s:%d: [domain %s] has no dkim_key\n", conf,
+		    cd->line, cd->name);
+	else if ((d = dkim_key_find(ks, cd->name)) != NULL)
+		rc = 0;
+	for (size_t i = 0; rc == 0 && i < d->nkeys; i++) {
+		txt = dkim_key_txt_record(d->name, d->keys[i].selector, d->keys[i].pem,
+		    d->keys[i].pemlen, err, sizeof(err));
+		if (txt == NULL) {
+			fprintf(stderr, "outpostctl: %s: %s\n", d->keys[i].path, err);
+			rc = 1;
+		} else {
+			printf("%s\n", txt);
+			free(txt);
+		}
+	}
+	dkim_key_free(ks);
+	conf_free(c);
+	return rc == 0 && fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* main - global options, then the verb */
@@ -229,6 +507,7 @@ int
 main(int argc, char **argv)
 {
 	const char *conf = DEFAULT_CONF;
+	const struct verb *v, *sub;
 	int ch;
 
 	/* '+': options stop at the verb, which has its own arguments. */
@@ -251,9 +530,17 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	for (size_t i = 0; i < ARRAY_LEN(verbs); i++)
-		if (strcmp(verbs[i].name, argv[0]) == 0)
-			return verbs[i].run(conf, argc, argv);
-	fprintf(stderr, "outpostctl: unknown command '%s'\n", argv[0]);
-	return 2;
+	if ((v = verb_find(verbs, ARRAY_LEN(verbs), argv[0])) == NULL) {
+		fprintf(stderr, "outpostctl: unknown command '%s'\n", argv[0]);
+		return 2;
+	}
+	if (v->sub == NULL)
+		return v->run(conf, argc, argv);
+	if (argc < 2)
+		return verb_usage(argv[0]);
+	if ((sub = verb_find(v->sub->verbs, v->sub->n, argv[1])) == NULL) {
+		fprintf(stderr, "outpostctl: unknown command '%s %s'\n", argv[0], argv[1]);
+		return 2;
+	}
+	return sub->run(conf, argc - 1, argv + 1);
 }
