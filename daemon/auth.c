@@ -262,6 +262,37 @@ auth_free(struct auth_db *db)
 	free(db);
 }
 
+/* auth_user_dup - a deep copy a session can keep across a users reload;
+ * the hash is not copied (the session never needs it again) */
+struct auth_user *
+auth_user_dup(const struct auth_user *u)
+{
+	struct auth_user *c = xcalloc(1, sizeof(*c));
+
+	c->name = xstrdup(u->name);
+	c->hash = xstrdup("");
+	c->line = u->line;
+	c->nsenders = u->nsenders;
+	c->senders = xcalloc(u->nsenders, sizeof(*c->senders));
+	for (size_t i = 0; i < u->nsenders; i++)
+		c->senders[i] = xstrdup(u->senders[i]);
+	c->noptions = u->noptions;
+	c->options = xcalloc(u->noptions, sizeof(*c->options));
+	for (size_t i = 0; i < u->noptions; i++)
+		c->options[i] = xstrdup(u->options[i]);
+	return c;
+}
+
+/* auth_user_free - release a copy made by auth_user_dup */
+void
+auth_user_free(struct auth_user *u)
+{
+	if (u == NULL)
+		return;
+	user_clear(u);
+	free(u);
+}
+
 /* auth_find - a user by exact name */
 const struct auth_user *
 auth_find(const struct auth_db *db, const char *name)

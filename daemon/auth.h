@@ -42,6 +42,10 @@ struct auth_db *auth_load(const char *path, FILE *errs, int *nerr);
 struct auth_db *auth_empty(void);
 void auth_free(struct auth_db *db);
 const struct auth_user *auth_find(const struct auth_db *db, const char *name);
+/* A copy of a user's name, senders and options (not the hash) that stays
+ * valid when the users file is reloaded; free with auth_user_free. */
+struct auth_user *auth_user_dup(const struct auth_user *u);
+void auth_user_free(struct auth_user *u);
 
 /* Check a password. u may be NULL (unknown user): a dummy hash is still
  * computed so both cases take the same time. Returns 1 on match. */

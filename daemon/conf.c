@@ -561,6 +561,7 @@ set_dkim_keys(struct ctx *x, const struct setting *s, void *base, const char *v,
 			break;
 		}
 		*colon = '\0';
+		item = util_strtrim(item);
 		if (check_selector(item) < 0) {
 			snprintf(msg, len, "'%s' is not a DKIM selector (letters, digits, '-' "
 			    "and '.', at most %d characters)", item, CONF_SELECTOR_MAX - 1);

@@ -11,6 +11,7 @@
  * SIGINT stop gracefully: listeners close, idle sessions are closed, a
  * session waiting for its commit still gets its 250, deliveries in flight
  * finish (bounded by STOP_GRACE), then the store thread is drained.
+ * SIGHUP reloads the users file and the DKIM keys (server_reload).
  */
 #include "config.h"
 
@@ -103,6 +104,34 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(stop_timer, &tv);
 }
 
+/* main_reload - SIGHUP (outpostctl reload): users file and DKIM keys */
+static void
+main_reload(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("SIGHUP: reloading the users file and DKIM keys");
+	server_reload(&server);
+}
+
+/* main_pidfile - STATE_DIR/outpostd.pid, so outpostctl can signal us */
+static void
+main_pidfile(int create)
+{
+	char path[PATH_MAX + 16];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/outpostd.pid", server.conf->server.state_dir);
+	if (!create) {
+		unlink(path);
+		return;
+	}
+	if ((f = fopen(path, "w")) == NULL) {
+		log_warn("%s: %s (outpostctl reload will not find us)", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
 /* main_state_dir - the queue lives here; private to the daemon */
 static int
 main_state_dir(const char *dir)
@@ -126,7 +155,8 @@ main(int argc, char **argv)
 	const char *conf_path = DEFAULT_CONF;
 	int foreground = 0, check = 0, debug = 0, ch, nerr = 0;
 	char err[512], dbpath[PATH_MAX + 16];
-	struct event *sigterm, *sigint;
+	struct event *sigterm, *sigint, *sighup;
+	struct server_dkim *dkim = NULL;
 	long loaded;
 
 	while ((ch = getopt(argc, argv, "c:dfhn")) != -1) {
@@ -172,6 +202,9 @@ main(int argc, char **argv)
 			SSL_CTX_free(ctx);
 		}
 	}
+	/* DKIM keys: unreadable, too open, too weak keys stop us here. */
+	if ((dkim = server_dkim_load(server.conf, stderr)) == NULL)
+		nerr++;
 	if (nerr) {
 		fprintf(stderr, "outpostd: %s: configuration has errors\n", conf_path);
 		auth_free(server.users);
@@ -179,6 +212,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		server_dkim_install(&server, dkim);
+		server_dkim_install(&server, NULL);
 		printf("%s: configuration ok (%zu listeners, %zu upstreams, %zu users)\n",
 		    conf_path, server.conf->nlistens, server.conf->nupstreams,
 		    server.users->nusers);
@@ -196,6 +231,7 @@ main(int argc, char **argv)
 	if ((server.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	server.started = util_now();
+	server_dkim_install(&server, dkim);
 	server.penalty = auth_penalty_new(4096, server.conf->server.auth_penalty_window);
 	server.loopq = loopq_new(server.base);
 	server.signer = signer_new(server.loopq, server.conf->server.signer_threads);
@@ -227,8 +263,11 @@ main(int argc, char **argv)
 
 	sigterm = evsignal_new(server.base, SIGTERM, main_signal, NULL);
 	sigint = evsignal_new(server.base, SIGINT, main_signal, NULL);
+	sighup = evsignal_new(server.base, SIGHUP, main_reload, NULL);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	evsignal_add(sighup, NULL);
+	main_pidfile(1);
 	log_info("outpostd %s started: %ld queued messages, %zu users, %d signer threads",
 	    PACKAGE_VERSION, loaded, server.users->nusers,
 	    server.conf->server.signer_threads);
@@ -248,6 +287,9 @@ main(int argc, char **argv)
 		event_free(stop_timer);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
+	server_dkim_install(&server, NULL);
+	main_pidfile(0);
 	event_base_free(server.base);
 	auth_penalty_free(server.penalty);
 	auth_free(server.users);

@@ -6,6 +6,7 @@
 #define OUTPOST_SERVER_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 struct event_base;
@@ -18,6 +19,26 @@ struct scheduler;
 struct dns;
 struct loopq;
 struct listener;
+struct dkim_signer;
+struct server;
+
+/* The DKIM keys in use, shared by every signing job. A job holds a
+ * reference from submission to completion (both on the loop thread), so
+ * a reload can swap in new keys while old jobs still sign with the old
+ * ones; the last reference frees a retired set. */
+struct server_dkim {
+	struct dkim_signer *signer;
+	int refs;
+};
+
+struct server_dkim *server_dkim_hold(struct server *srv);
+void server_dkim_release(struct server *srv, struct server_dkim *d);
+/* Load conf's DKIM keys (errors to errs as file:line); NULL on errors. */
+struct server_dkim *server_dkim_load(const struct conf *c, FILE *errs);
+void server_dkim_install(struct server *srv, struct server_dkim *d);
+/* Re-read the users file and the DKIM keys (SIGHUP); on errors the
+ * running ones stay. Returns 0 or -1. */
+int server_reload(struct server *srv);
 
 struct server {
 	struct event_base *base;
@@ -29,6 +50,7 @@ struct server {
 	struct store *store;
 	struct scheduler *sched;
 	struct dns *dns;
+	struct server_dkim *dkim;   /* current keys (never NULL once started) */
 	struct listener **listeners;
 	size_t nlisteners;
 	int nsessions;              /* open submission sessions, all listeners */

@@ -37,6 +37,8 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "dkim_key.h"
+#include "dkim_sign.h"
 #include "listener.h"
 #include "log.h"
 #include "message.h"
@@ -106,7 +108,7 @@ struct session {
 
 	/* authentication */
 	char user[AUTH_NAME_MAX];   /* authenticated user, "" if none */
-	const struct auth_user *auth_user;
+	struct auth_user *auth_user; /* our copy: survives a users reload */
 	enum sasl_step sasl;
 	const char *sasl_mech;      /* "PLAIN" or "LOGIN" */
 	char sasl_name[AUTH_NAME_MAX];
@@ -140,9 +142,13 @@ struct session_job {
 	char tls_desc[128];
 	char protocol[16];
 	char rcpt_for[ADDR_MAX + 1];
+	struct server_dkim *dkim;   /* held from submission to completion */
+	int unsigned_policy;
 	/* outputs */
 	int rc;
 	char err[SMTP_ERR_MAX];
+	int unsigned_relayed;       /* no key; unsigned = relay let it pass */
+	char dkim_log[DKIM_SIGN_LOG_MAX];
 	struct message_info info;
 	char *out;
 	size_t outlen;
@@ -479,8 +485,10 @@ session_auth_result(struct session *s, int ok, const char *name)
 	char esc[AUTH_NAME_MAX * 4];
 
 	if (ok) {
+		const struct auth_user *u = auth_find(s->srv->users, name);
 		util_strlcpy(s->user, name, sizeof(s->user));
-		s->auth_user = auth_find(s->srv->users, name);
+		auth_user_free(s->auth_user);
+		s->auth_user = u ? auth_user_dup(u) : NULL;
 		auth_penalty_success(s->srv->penalty, s->ip);
 		log_info("%s: client=[%s], sasl_method=%s, sasl_username=%s", s->id, s->ip,
 		    s->sasl_mech, log_esc(name, esc, sizeof(esc)));
@@ -806,25 +814,82 @@ session_command(struct session *s, const char *line)
 
 static void session_commit_done(int err, void *arg);
 
+/* session_log_dkim - one line per signature: "ID: dkim d=.. s=.. a=.." */
+static void
+session_log_dkim(const char *qid, const char *items)
+{
+	const char *p = items, *sep;
+
+	while (*p) {
+		sep = strstr(p, "; ");
+		log_info("%s: dkim %.*s", qid, (int)(sep ? (size_t)(sep - p) : strlen(p)), p);
+		if (sep == NULL)
+			break;
+		p = sep + 2;
+	}
+}
+
 static void
 session_job_free(struct session_job *j)
 {
+	if (j->dkim)
+		server_dkim_release(j->s->srv, j->dkim);
 	free(j->raw);
 	free(j->out);
 	free(j->rcpt_ids);
 	free(j);
 }
 
-/* session_job_work - in the pool: RFC 5322 checks and fixes */
+/* session_job_work - in the pool: RFC 5322 checks and fixes, the header
+ * From: ownership check, then DKIM. The session is busy meanwhile, so
+ * what the job reads of it (user, mail) does not change under it. */
 static void
 session_job_work(void *arg)
 {
 	struct session_job *j = arg;
+	const struct dkim_domain *d;
+	char esc[ADDR_MAX * 4], *sig = NULL;
+	size_t siglen;
 
 	j->rc = message_prepare(j->raw, j->rawlen, &j->params, &j->info, &j->out,
 	    &j->outlen, j->err, sizeof(j->err));
 	free(j->raw);
 	j->raw = NULL;
+	if (j->rc < 0)
+		return;
+	/* Header From: must be the user's too: it is what DMARC aligns on
+	 * and what the recipient sees. */
+	if (!session_sender_ok(j->s, j->info.from_addr)) {
+		j->rc = -1;
+		/* Bounded pieces: a reply line stays under 512 octets. */
+		snprintf(j->err, sizeof(j->err), "553 5.7.1 From: address <%.150s> not owned by %.64s",
+		    log_esc(j->info.from_addr, esc, sizeof(esc)),
+		    j->s->user[0] ? j->s->user : "this client");
+		return;
+	}
+	d = dkim_key_find(dkim_sign_keys(j->dkim->signer), j->info.from_domain);
+	if (d == NULL) {
+		if (j->unsigned_policy == CONF_UNSIGNED_RELAY) {
+			j->unsigned_relayed = 1;
+			return;
+		}
+		j->rc = -1;
+		snprintf(j->err, sizeof(j->err), "550 5.7.1 no DKIM key for %s; the message "
+		    "would fail DMARC", log_esc(j->info.from_domain, esc, sizeof(esc)));
+		return;
+	}
+	if (dkim_sign_message(j->dkim->signer, d, j->params.queue_id, j->out, j->outlen,
+	    &sig, &siglen, j->dkim_log, sizeof(j->dkim_log), esc, sizeof(esc)) < 0) {
+		/* A local fault, not the client's: it may retry. */
+		j->rc = -1;
+		log_err("%s: DKIM signing for %s failed: %s", j->params.queue_id,
+		    j->info.from_domain, esc);
+		snprintf(j->err, sizeof(j->err), "451 4.3.0 DKIM signing failed; try again later");
+		return;
+	}
+	free(j->out);
+	j->out = sig;
+	j->outlen = siglen;
 }
 
 /* session_finish - reply to the final dot and move on */
@@ -860,26 +925,18 @@ session_job_done(void *arg)
 		return;
 	}
 	if (j->rc < 0) {
-		log_info("%s: reject: %s; from=<%s> client=[%s]", s->qid, j->err,
-		    log_esc(s->mail.addr, esc, sizeof(esc)), s->ip);
+		log_info("%s: reject: %s; from=<%s> user=%s client=[%s]", s->qid, j->err,
+		    log_esc(s->mail.addr, esc, sizeof(esc)), s->user[0] ? s->user :
+		    "(trusted network)", s->ip);
 		session_reply(s, "%s", j->err);
 		session_job_free(j);
 		session_finish(s);
 		return;
 	}
-	/* Header From: must be the user's too: it is what DMARC aligns on
-	 * and what the recipient sees. */
-	if (!session_sender_ok(s, j->info.from_addr)) {
-		log_info("%s: reject: From: <%s> not owned by %s; client=[%s]", s->qid,
-		    log_esc(j->info.from_addr, esc, sizeof(esc)),
-		    s->user[0] ? s->user : "(trusted network)", s->ip);
-		session_reply(s, "553 5.7.1 From: address <%s> not owned by %s",
-		    log_esc(j->info.from_addr, esc, sizeof(esc)),
-		    s->user[0] ? s->user : "this client");
-		session_job_free(j);
-		session_finish(s);
-		return;
-	}
+	if (j->unsigned_relayed)
+		log_warn("%s: no DKIM key for %s; relayed unsigned (unsigned = relay): "
+		    "receivers applying DMARC may reject it", s->qid,
+		    log_esc(j->info.from_domain, esc, sizeof(esc)));
 	memset(&j->sm, 0, sizeof(j->sm));
 	util_strlcpy(j->sm.queue_id, s->qid, sizeof(j->sm.queue_id));
 	j->sm.sender = s->mail.addr;
@@ -925,6 +982,7 @@ session_commit_done(int err, void *arg)
 		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu, user=%s, client=[%s], msgid=%s",
 		    s->qid, log_esc(s->mail.addr, esc, sizeof(esc)), j->outlen, s->nrcpt,
 		    s->user[0] ? s->user : "-", s->ip, j->info.message_id);
+		session_log_dkim(s->qid, j->dkim_log);
 		scheduler_add(s->srv->sched, &qm);
 		free(qr);
 		if (!s->dead)
@@ -990,6 +1048,8 @@ session_data_end(struct session *s)
 	j->params.now = util_now();
 	j->params.max_header_size = c->server.max_header_size;
 	j->started_ms = util_mono_ms();
+	j->dkim = server_dkim_hold(s->srv);
+	j->unsigned_policy = c->server.unsigned_policy;
 	s->busy = 1;
 	session_deadline(s, 0);
 	session_set_state(s, ST_READY);
@@ -1255,6 +1315,7 @@ session_tls_ready(struct session *s)
 	log_debug("%s: TLS established: %s", s->id, s->tls_desc);
 	s->helo[0] = '\0';
 	s->user[0] = '\0';
+	auth_user_free(s->auth_user);
 	s->auth_user = NULL;
 	session_reset(s);
 	session_set_state(s, ST_CONNECTED);
@@ -1374,6 +1435,7 @@ session_free(struct session *s)
 		bufferevent_free(s->bev);
 	listener_release_ip(s->listener, s->ip);
 	s->srv->nsessions--;
+	auth_user_free(s->auth_user);
 	util_wipe(s->sasl_name, sizeof(s->sasl_name));
 	free(s);
 }

@@ -725,6 +725,60 @@ test_example(void)
 }
 
 /* rm - nftw callback */
+/* test_dkim_keys - dkim_key syntax; the keys themselves are dkim_key.c's */
+static void
+test_dkim_keys(void)
+{
+	struct conf *c = NULL;
+	const struct conf_domain *d;
+
+	is_int(load(LISTEN "[domain Example.COM]\n"
+	    "dkim_key = s2026:keys/rsa.pem, e2026 : /etc/outpost/ed.pem\n"
+	    "dkim_subdomains = yes\n", &c), 0, "dkim_key list loads");
+	is_str(errs, "", "dkim_key: no messages");
+	if (c == NULL)
+		return;
+	d = conf_domain_find(c, "example.com");
+	ok(d != NULL, "domain found case-insensitively");
+	if (d) {
+		is_int(d->ndkim_keys, 2, "two keys");
+		is_str(d->dkim_keys[0].selector, "s2026", "first selector");
+		is_str(d->dkim_keys[0].path, sub("keys/rsa.pem"),
+		    "relative key path resolved against the config directory");
+		is_str(d->dkim_keys[1].selector, "e2026", "second selector, blanks trimmed");
+		is_str(d->dkim_keys[1].path, "/etc/outpost/ed.pem", "absolute path kept");
+		is_int(d->dkim_line, 5, "line of dkim_key kept for key errors");
+		is_int(d->dkim_subdomains, 1, "dkim_subdomains = yes");
+	}
+	conf_free(c);
+
+	is_int(load(LISTEN "[domain example.org]\nupstream = local\n", &c), 0,
+	    "domain without keys loads");
+	if (c) {
+		d = conf_domain_find(c, "example.org");
+		ok(d && d->ndkim_keys == 0 && d->dkim_subdomains == 0,
+		    "no keys, dkim_subdomains defaults to no");
+		conf_free(c);
+	}
+
+	one_error(LISTEN "[domain example.com]\ndkim_key = /etc/key.pem\n", 5,
+	    "dkim_key: expected SELECTOR:PATH[, SELECTOR:PATH...], got '/etc/key.pem'",
+	    "dkim_key without selector");
+	one_error(LISTEN "[domain example.com]\ndkim_key = bad_sel:/k.pem\n", 5,
+	    "dkim_key: 'bad_sel' is not a DKIM selector (letters, digits, '-' and '.', "
+	    "at most 63 characters)", "selector with '_'");
+	one_error(LISTEN "[domain example.com]\ndkim_key = -x:/k.pem\n", 5,
+	    "dkim_key: '-x' is not a DKIM selector (letters, digits, '-' and '.', "
+	    "at most 63 characters)", "selector starting with '-'");
+	one_error(LISTEN "[domain example.com]\ndkim_key = s1:/a.pem, S1:/b.pem\n", 5,
+	    "dkim_key: selector 'S1' is given twice", "duplicate selector");
+	one_error(LISTEN "[domain example.com]\ndkim_key = s1:\n", 5,
+	    "dkim_key: expected SELECTOR:PATH[, SELECTOR:PATH...], got 's1:'",
+	    "selector without path");
+	one_error(LISTEN "[domain example.com]\ndkim_subdomains = perhaps\n", 5,
+	    "dkim_subdomains: expected yes or no, got 'perhaps'", "dkim_subdomains not a bool");
+}
+
 static int
 rm(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -750,6 +804,7 @@ main(void)
 	test_relative_config();
 	test_networks();
 	test_example();
+	test_dkim_keys();
 	free(errs);
 	nftw(dir, rm, 8, FTW_DEPTH | FTW_PHYS);
 	return done();

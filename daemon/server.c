@@ -1,0 +1,131 @@
+/*
+ * server - helpers over the daemon's shared state (server.h): the
+ * reference-counted DKIM key set, and reloading the parts of the
+ * configuration that can change without a restart (users file, DKIM keys).
+ *
+ * Everything here runs on the loop thread.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "conf.h"
+#include "dkim_key.h"
+#include "dkim_sign.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+/* server_dkim_hold - a reference to the current keys for one job */
+struct server_dkim *
+server_dkim_hold(struct server *srv)
+{
+	srv->dkim->refs++;
+	return srv->dkim;
+}
+
+/* server_dkim_drop - free a key set nobody uses any more */
+static void
+server_dkim_drop(struct server *srv, struct server_dkim *d)
+{
+	if (d->refs > 0 || d == srv->dkim)
+		return;
+	dkim_sign_free(d->signer);
+	free(d);
+}
+
+void
+server_dkim_release(struct server *srv, struct server_dkim *d)
+{
+	d->refs--;
+	server_dkim_drop(srv, d);
+}
+
+/* server_dkim_load - keys of conf as a new set; NULL after reporting */
+struct server_dkim *
+server_dkim_load(const struct conf *c, FILE *errs)
+{
+	struct dkim_keyset *ks;
+	struct server_dkim *d;
+	char err[256];
+	int nerr = 0;
+
+	ks = dkim_key_load(c, errs, &nerr);
+	if (nerr > 0) {
+		dkim_key_free(ks);
+		return NULL;
+	}
+	d = xcalloc(1, sizeof(*d));
+	if ((d->signer = dkim_sign_new(ks, err, sizeof(err))) == NULL) {
+		fprintf(errs, "%s: DKIM: %s\n", c->path, err);
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* server_dkim_install - make d the current set; the old one goes when
+ * its last job is done */
+void
+server_dkim_install(struct server *srv, struct server_dkim *d)
+{
+	struct server_dkim *old = srv->dkim;
+
+	srv->dkim = d;
+	if (old)
+		server_dkim_drop(srv, old);
+}
+
+/* server_reload - SIGHUP: read the users file and the DKIM keys again.
+ * Everything is loaded first; on any error nothing changes and the
+ * running set stays. Returns 0 or -1. */
+int
+server_reload(struct server *srv)
+{
+	struct conf *c = NULL;
+	struct auth_db *users = NULL;
+	struct server_dkim *d = NULL;
+	char *buf = NULL;
+	size_t buflen = 0;
+	FILE *errs = open_memstream(&buf, &buflen);
+	int nerr = 0, rc = -1;
+
+	if (errs == NULL)
+		return -1;
+	if (conf_load(srv->conf->path, errs, &c) != 0)
+		goto out;
+	if (c->server.users_file[0])
+		users = auth_load(c->server.users_file, errs, &nerr);
+	else
+		users = auth_empty();
+	if (users == NULL)
+		goto out;
+	if ((d = server_dkim_load(c, errs)) == NULL)
+		goto out;
+	rc = 0;
+out:
+	fclose(errs);
+	if (buf && *buf) {
+		/* one log line per reported problem */
+		for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+			log_warn("reload: %s", line);
+	}
+	free(buf);
+	if (rc < 0) {
+		log_err("reload: %s has errors; keeping the running users and DKIM keys",
+		    srv->conf->path);
+		auth_free(users);
+		conf_free(c);
+		return -1;
+	}
+	auth_free(srv->users);
+	srv->users = users;
+	server_dkim_install(srv, d);
+	log_info("reload: %zu users, DKIM keys for %zu domains", users->nusers,
+	    dkim_sign_keys(d->signer)->ndomains);
+	conf_free(c);
+	return 0;
+}
