@@ -21,6 +21,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ struct verb {
 
 static int verb_passwd(const char *conf, int argc, char **argv);
 static int verb_check_config(const char *conf, int argc, char **argv);
+static int verb_reload(const char *conf, int argc, char **argv);
 static int verb_dkim_keygen(const char *conf, int argc, char **argv);
 static int verb_dkim_dns(const char *conf, int argc, char **argv);
 
@@ -79,8 +81,43 @@ static const struct verb verbs[] = {
 	{ "check-config", verb_check_config, "",
 	  "check the configuration, the users file and the DKIM keys, like"
 	  " outpostd -n", NULL },
+	{ "reload", verb_reload, "",
+	  "check the configuration, then make the running outpostd re-read the"
+	  " users file and the DKIM keys", NULL },
 	{ "dkim", NULL, "", "", &dkim_group },
 };
+
+/* check_all - the configuration, the users file and the DKIM keys, with
+ * every problem on stderr as file:line; the loaded conf or NULL */
+static struct conf *
+check_all(const char *conf)
+{
+	struct conf *c;
+	struct auth_db *db;
+	int nerr;
+
+	if ((nerr = conf_load(conf, stderr, &c)) > 0) {
+		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
+		return NULL;
+	}
+	if (c->server.users_file[0]) {
+		db = auth_load(c->server.users_file, stderr, &nerr);
+		if (db == NULL) {
+			fprintf(stderr, "outpostctl: %s: %d error%s\n", c->server.users_file,
+			    nerr, nerr == 1 ? "" : "s");
+			conf_free(c);
+			return NULL;
+		}
+		auth_free(db);
+	}
+	dkim_key_free(dkim_key_load(c, stderr, &nerr));
+	if (nerr > 0) {
+		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
 
 /* usage - the verbs and what they do */
 static void
@@ -258,33 +295,47 @@ static int
 verb_check_config(const char *conf, int argc, char **argv)
 {
 	struct conf *c;
-	struct auth_db *db;
-	int nerr;
 
 	if (argc != 1)
 		return verb_usage(argv[0]);
-	if ((nerr = conf_load(conf, stderr, &c)) > 0) {
-		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
+	if ((c = check_all(conf)) == NULL)
 		return 1;
-	}
-	if (c->server.users_file[0]) {
-		db = auth_load(c->server.users_file, stderr, &nerr);
-		if (db == NULL) {
-			fprintf(stderr, "outpostctl: %s: %d error%s\n", c->server.users_file,
-			    nerr, nerr == 1 ? "" : "s");
-			conf_free(c);
-			return 1;
-		}
-		auth_free(db);
-	}
-	dkim_key_free(dkim_key_load(c, stderr, &nerr));
-	if (nerr > 0) {
-		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
-		conf_free(c);
-		return 1;
-	}
 	printf("%s: OK\n", conf);
 	conf_free(c);
+	return 0;
+}
+
+/* verb_reload - SIGHUP to the daemon named by STATE_DIR/outpostd.pid,
+ * only after the same checks as check-config passed */
+static int
+verb_reload(const char *conf, int argc, char **argv)
+{
+	struct conf *c;
+	char path[PATH_MAX + 16], *text;
+	long pid;
+
+	if (argc != 1)
+		return verb_usage(argv[0]);
+	if ((c = check_all(conf)) == NULL) {
+		fprintf(stderr, "outpostctl: not reloading; the running outpostd keeps its settings\n");
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/outpostd.pid", c->server.state_dir);
+	conf_free(c);
+	if ((text = util_read_file(path, 64, NULL)) == NULL) {
+		fprintf(stderr, "outpostctl: outpostd is not running (%s: %s)\n", path,
+		    strerror(errno));
+		return 1;
+	}
+	pid = strtol(text, NULL, 10);
+	free(text);
+	if (pid <= 1 || kill((pid_t)pid, SIGHUP) < 0) {
+		fprintf(stderr, "outpostctl: outpostd is not running (pid %ld from %s: %s)\n",
+		    pid, path, pid <= 1 ? "invalid" : strerror(errno));
+		return 1;
+	}
+	printf("outpostd (pid %ld): reload of the users file and DKIM keys requested; "
+	    "its log says how it went\n", pid);
 	return 0;
 }
 

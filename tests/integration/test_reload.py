@@ -1,0 +1,98 @@
+"""outpostctl reload / SIGHUP: the users file and the DKIM keys are read
+again without a restart; a broken configuration is refused and the
+running set stays."""
+import os
+import re
+import signal
+import subprocess
+
+from conftest import (ALICE_PW, OUTPOSTCTL, outpostctl_passwd, queue_id,
+                      simple_message)
+
+
+def ctl(d, *args):
+    return subprocess.run([OUTPOSTCTL, "-c", str(d.conf_path), *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def keygen(d, selector):
+    p = ctl(d, "dkim", "keygen", "example.com", selector, "--dir", str(d.workdir / "dkim"))
+    assert p.returncode == 0, p.stderr
+    return d.workdir / "dkim" / f"example.com.{selector}.pem"
+
+
+def send(d, client_factory, tls_ctx, user="alice", password=ALICE_PW):
+    c = client_factory(d.port)
+    c.login(tls_ctx, user, password)
+    r = c.mail_transaction(f"{user}@example.com", ["bob@example.net"], simple_message(
+        mail_from=f"{user}@example.com"))
+    c.close()
+    assert r.code == 250, r
+    return queue_id(r)
+
+
+def signed_selector(d, qid):
+    m = d.wait_log(rf"{qid}: dkim d=example\.com s=(\S+) a=rsa-sha256")
+    return m.group(1)
+
+
+def test_reload_picks_up_new_key_and_user(daemon_factory, client_factory, tls_ctx):
+    d = daemon_factory(start=False)
+    k1 = keygen(d, "old")
+    d.sections["domain example.com"]["dkim_key"] = f"old:{k1}"
+    d.write_config()
+    d.start()
+    assert signed_selector(d, send(d, client_factory, tls_ctx)) == "old"
+
+    # Rotate: the new selector signs after a reload, no restart.
+    k2 = keygen(d, "new")
+    d.sections["domain example.com"]["dkim_key"] = f"new:{k2}"
+    # And a new user appears in the users file.
+    users = d.sections["server"]["users_file"]
+    dave = outpostctl_passwd(d.conf_path, "dave", "dave-Secret-4", "dave@example.com")
+    local_users = d.workdir / "users"
+    local_users.write_text(open(users).read() + dave + "\n")
+    local_users.chmod(0o600)
+    d.sections["server"]["users_file"] = str(local_users)
+    d.write_config()
+    mark = d.mark()
+    p = ctl(d, "reload")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "reload" in p.stdout
+    d.wait_log(r"reload: \d+ users, DKIM keys for 1 domains", since=mark)
+    assert signed_selector(d, send(d, client_factory, tls_ctx)) == "new"
+    qid = send(d, client_factory, tls_ctx, user="dave", password="dave-Secret-4")
+    assert signed_selector(d, qid) == "new"
+
+
+def test_reload_refuses_broken_config_and_keeps_running_keys(daemon_factory, client_factory,
+                                                              tls_ctx):
+    d = daemon_factory(start=False)
+    k1 = keygen(d, "good")
+    d.sections["domain example.com"]["dkim_key"] = f"good:{k1}"
+    d.write_config()
+    d.start()
+
+    d.sections["domain example.com"]["dkim_key"] = f"gone:{d.workdir / 'missing.pem'}"
+    d.write_config()
+    lines = d.conf_path.read_text().splitlines()
+    lineno = next(i for i, l in enumerate(lines, 1) if l.startswith("dkim_key"))
+    p = ctl(d, "reload")
+    assert p.returncode == 1
+    assert re.search(rf"{re.escape(str(d.conf_path))}:{lineno}: dkim_key gone: .*missing\.pem: "
+                     r"No such file or directory", p.stderr), p.stderr
+    assert "not reloading" in p.stderr
+
+    # A SIGHUP that bypasses outpostctl is refused by the daemon itself.
+    mark = d.mark()
+    os.kill(d.proc.pid, signal.SIGHUP)
+    d.wait_log(r"reload: .* has errors; keeping the running users and DKIM keys", since=mark)
+    assert d.running()
+    assert signed_selector(d, send(d, client_factory, tls_ctx)) == "good"
+
+
+def test_reload_without_daemon_says_not_running(daemon_factory):
+    d = daemon_factory(start=False)
+    p = ctl(d, "reload")
+    assert p.returncode == 1
+    assert "outpostd is not running" in p.stderr
