@@ -6,7 +6,7 @@ What lives here:
     the repository root (the top build directory of an in-tree build);
   - a self-signed certificate (CN=localhost, SAN localhost, 127.0.0.1, ::1)
     made once per session with the openssl CLI;
-  - a users file made by the real `outpostctl passwd` (alice, bob);
+  - a users file made by the real `outpostctl passwd` (alice, bob, carol);
   - Daemon: writes a config from a dict of sections, runs `outpostd -c CONF
     -f -d` with its output in a log file, waits (bounded) for the listeners,
     stops it with SIGTERM, and at teardown fails the test if the log holds a
@@ -47,9 +47,12 @@ IO_TIMEOUT = 10.0
 USERS = {
     "alice": ("alice-Secret-1", "alice@example.com,@example.org"),
     "bob": ("bob-Secret-2", "bob@example.com"),
+    # carol also sends for a subdomain (DKIM dkim_subdomains tests)
+    "carol": ("carol-Secret-3", "carol@example.com,@news.example.com"),
 }
 ALICE_PW = USERS["alice"][0]
 BOB_PW = USERS["bob"][0]
+CAROL_PW = USERS["carol"][0]
 
 UPSTREAM_USER = "relayuser"
 UPSTREAM_PASSWORD = "secret"
@@ -186,6 +189,9 @@ def default_sections(workdir, port, tls, users):
             "max_message_size": "1M",
             "max_recipients": "5",
             "log_level": "debug",
+            # The tests that are not about DKIM send from domains without a
+            # key; test_dkim.py removes this to test the reject default.
+            "unsigned": "relay",
         },
         "listen submission": {
             "address": f"127.0.0.1:{port}",
@@ -958,3 +964,41 @@ def plain_upstream(upstream_factory):
 
 def have_swaks():
     return shutil.which("swaks") is not None
+
+
+# ---------------------------------------------------------------------------
+# DKIM: TXT records as `outpostctl dkim keygen` / `dkim dns` print them
+
+
+# "NAME. [TTL] IN TXT ( "..." "..." )"; the parentheses may span lines.
+TXT_PAREN_RE = re.compile(r'^\s*(\S+)\s+(?:\d+\s+)?IN\s+TXT\s+\((.*?)\)', re.S | re.M)
+# A one-line record without parentheses.
+TXT_LINE_RE = re.compile(r'^\s*(\S+)\s+(?:\d+\s+)?IN\s+TXT\s+(".*)$', re.M)
+QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def parse_txt_records(text):
+    """Zone-file TXT records in text -> {name (lower case, without the
+    trailing dot): [the quoted strings]}, the first record of each name."""
+    out = {}
+    for rx in (TXT_PAREN_RE, TXT_LINE_RE):
+        for m in rx.finditer(text):
+            name = m.group(1).rstrip(".").lower()
+            if name not in out:
+                out[name] = QUOTED_RE.findall(m.group(2))
+    return out
+
+
+def txt_dnsfunc(records):
+    """A dkimpy dnsfunc answering from {name: value (str or bytes, or a
+    list of strings to join)}; unknown names have no record."""
+    table = {}
+    for name, v in records.items():
+        if isinstance(v, list):
+            v = "".join(v)
+        table[name.rstrip(".").lower()] = v.encode() if isinstance(v, str) else v
+
+    def dnsfunc(name, timeout=5):
+        n = name.decode() if isinstance(name, bytes) else name
+        return table.get(n.rstrip(".").lower())
+    return dnsfunc
