@@ -82,6 +82,7 @@ struct setting {
 	int (*check)(const char *v);    /* T_STR: 0 if acceptable */
 	const char *expect;     /* T_STR: what check wants, for the message */
 	int required;
+	int repeat;             /* may be given on several lines; each adds */
 };
 
 /* The whole file as we met it: one entry per section instance. */
@@ -223,7 +224,7 @@ static const struct setting settings[] = {
 	/* [domain NAME] */
 	{ DOM(upstreams), .key = "upstream", .type = T_NAMES,
 	  .noff = offsetof(struct conf_domain, nupstreams) },
-	{ DOM(dkim_keys), .key = "dkim_key", .type = T_DKIM_KEYS,
+	{ DOM(dkim_keys), .key = "dkim_key", .type = T_DKIM_KEYS, .repeat = 1,
 	  .noff = offsetof(struct conf_domain, ndkim_keys) },
 	{ DOM(dkim_subdomains), .key = "dkim_subdomains", .type = T_BOOL, .def = "no" },
 
@@ -539,7 +540,9 @@ check_selector(const char *v)
 	return label > 0 ? 0 : -1;
 }
 
-/* set_dkim_keys - T_DKIM_KEYS: "SELECTOR:PATH, SELECTOR:PATH" */
+/* set_dkim_keys - T_DKIM_KEYS: "SELECTOR:PATH, SELECTOR:PATH"; a
+ * repeated dkim_key line adds its keys to those of the earlier lines, so
+ * long paths need not share one line (libinih's limit is 199 characters) */
 static int
 set_dkim_keys(struct ctx *x, const struct setting *s, void *base, const char *v,
     char *msg, size_t len)
@@ -548,8 +551,13 @@ set_dkim_keys(struct ctx *x, const struct setting *s, void *base, const char *v,
 	size_t *n = (size_t *)((char *)base + s->noff);
 	char *copy = xstrdup(v), *cursor = copy, *item, *colon;
 	struct conf_dkim_key *list = NULL;
-	size_t count = 0;
+	size_t count = *n, first = *n;
 	int bad = 0;
+
+	if (count > 0) {
+		list = xreallocarray(NULL, count, sizeof(*list));
+		memcpy(list, *keys, count * sizeof(*list));
+	}
 
 	if (*util_strtrim(copy) == '\0')
 		cursor = NULL;
@@ -583,6 +591,7 @@ set_dkim_keys(struct ctx *x, const struct setting *s, void *base, const char *v,
 		list = xreallocarray(list, count + 1, sizeof(*list));
 		memset(&list[count], 0, sizeof(list[count]));
 		util_strlcpy(list[count].selector, item, sizeof(list[count].selector));
+		list[count].line = x->lineno;
 		if (resolve_path(x, util_strtrim(colon + 1), list[count].path,
 		    sizeof(list[count].path), msg, len) < 0) {
 			bad = 1;
@@ -598,7 +607,8 @@ set_dkim_keys(struct ctx *x, const struct setting *s, void *base, const char *v,
 	free(*keys);
 	*keys = list;
 	*n = count;
-	((struct conf_domain *)base)->dkim_line = x->lineno;
+	if (first == 0)
+		((struct conf_domain *)base)->dkim_line = x->lineno;
 	return 0;
 }
 
@@ -1038,12 +1048,13 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 		conf_err(x, x->lineno, "unknown key '%s' in %s", name, s->label);
 		return 1;
 	}
-	if (s->keyline[i]) {
+	if (s->keyline[i] && !settings[i].repeat) {
 		conf_err(x, x->lineno, "duplicate key '%s' in %s (first on line %d)",
 		    name, s->label, s->keyline[i]);
 		return 1;
 	}
-	s->keyline[i] = x->lineno;
+	if (s->keyline[i] == 0)
+		s->keyline[i] = x->lineno;
 	if (set_value(x, &settings[i], sect_base(x->c, s->kind, s->idx), value,
 	    msg, sizeof(msg)) < 0)
 		conf_err(x, x->lineno, "%s: %s", name, msg);

@@ -81,15 +81,16 @@ struct conf_upstream {
 struct conf_dkim_key {
 	char selector[CONF_SELECTOR_MAX];
 	char path[PATH_MAX];        /* absolute */
+	int line;                   /* of its dkim_key line, for key errors */
 };
 
 struct conf_domain {
 	char name[HOST_MAX];        /* lower case */
 	char **upstreams;           /* names, in failover order; may be empty */
 	size_t nupstreams;
-	struct conf_dkim_key *dkim_keys; /* dkim_key: one signature per key */
+	struct conf_dkim_key *dkim_keys; /* dkim_key (may repeat): one signature per key */
 	size_t ndkim_keys;
-	int dkim_line;              /* line of dkim_key, for key errors */
+	int dkim_line;              /* first dkim_key line, for domain-wide errors */
 	int dkim_subdomains;        /* also sign for *.NAME (relaxed alignment) */
 	int line;
 };

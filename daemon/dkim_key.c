@@ -205,14 +205,14 @@ dkim_key_domain(const struct conf *c, const struct conf_domain *cd,
 		else
 			rc = dkim_key_check(k, msg, sizeof(msg));
 		if (rc < 0) {
-			fprintf(errs, "%s:%d: %s\n", c->path, cd->dkim_line, msg);
+			fprintf(errs, "%s:%d: %s\n", c->path, cd->dkim_keys[i].line, msg);
 			(*nerr)++;
 			nbad++;
 			dkim_key_wipe(k);
 			continue;
 		}
 		if (rc > 0)
-			fprintf(errs, "%s:%d: warning: %s\n", c->path, cd->dkim_line, msg);
+			fprintf(errs, "%s:%d: warning: %s\n", c->path, cd->dkim_keys[i].line, msg);
 		if (k->type == DKIM_KEY_RSA)
 			nrsa++;
 		out->nkeys++;

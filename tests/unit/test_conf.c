@@ -775,6 +775,23 @@ test_dkim_keys(void)
 	one_error(LISTEN "[domain example.com]\ndkim_key = s1:\n", 5,
 	    "dkim_key: expected SELECTOR:PATH[, SELECTOR:PATH...], got 's1:'",
 	    "selector without path");
+	is_int(load(LISTEN "[domain example.com]\ndkim_key = s1:/k/a.pem\n"
+	    "upstream = local\ndkim_key = s2:/k/b.pem, s3:/k/c.pem\n", &c), 0,
+	    "dkim_key may be repeated");
+	is_str(errs, "", "repeated dkim_key: no messages");
+	if (c) {
+		d = conf_domain_find(c, "example.com");
+		ok(d && d->ndkim_keys == 3, "repeated lines add up to three keys");
+		if (d && d->ndkim_keys == 3) {
+			is_str(d->dkim_keys[2].selector, "s3", "keys in file order");
+			is_int(d->dkim_keys[0].line, 5, "first key's line");
+			is_int(d->dkim_keys[1].line, 7, "second line's key remembers its line");
+			is_int(d->dkim_line, 5, "dkim_line is the first dkim_key line");
+		}
+		conf_free(c);
+	}
+	one_error(LISTEN "[domain example.com]\ndkim_key = s1:/a.pem\ndkim_key = s1:/b.pem\n", 6,
+	    "dkim_key: selector 's1' is given twice", "duplicate selector across lines");
 	one_error(LISTEN "[domain example.com]\ndkim_subdomains = perhaps\n", 5,
 	    "dkim_subdomains: expected yes or no, got 'perhaps'", "dkim_subdomains not a bool");
 }
