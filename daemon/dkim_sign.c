@@ -5,18 +5,23 @@
  * (see dkim_sign.h).
  *
  * The message comes from our own pipeline, already checked against
- * RFC 5322 and with CRLF line ends; it is split here into header fields
- * (first line plus its continuation lines, RFC 5322 2.2.3) and the body,
- * and fed to one libopendkim handle per key. The library handle holds
- * only the header lists and is shared by the signer threads; each
- * signature has its own DKIM handle. libopendkim's error text names what
- * failed, never key material, so it can go into err.
+ * RFC 5322 and with CRLF line ends.
  *
- * Known library bug: Debian's libopendkim 2.11 dkim_free() does not free
- * an Ed25519 handle's parsed key (OpenDKIM issue #30, fixed upstream by
- * PR #321), about 470 bytes per Ed25519 signature. RSA signatures do not
- * leak. Sanitizer builds ignore those allocations only (dkim_sign_lsan),
- * so the tests still catch leaks of our own.
+ * RSA keys sign with libopendkim: the message is split here into header
+ * fields (first line plus its continuation lines, RFC 5322 2.2.3) and the
+ * body, and fed to one DKIM handle per signature; the library handle
+ * holds only the header lists and is shared by the signer threads.
+ * libopendkim's error text names what failed, never key material, so it
+ * can go into err.
+ *
+ * Ed25519 keys sign with dkim_canon (OpenSSL EVP), because Debian's
+ * libopendkim 2.11 dkim_free() never frees an Ed25519 handle's key
+ * (OpenDKIM issue #30, fixed upstream by PR #321 only): ~470 bytes lost
+ * per signature, and a daemon must not grow per message. Each Ed25519 key
+ * is parsed once, at dkim_sign_new, into an EVP_PKEY that the threads
+ * share read-only; dkim_canon gives every signature its own digest
+ * contexts. dkim_canon writes the same tags and the same h= list as
+ * libopendkim, so both signatures of a message read alike.
  */
 #include "config.h"
 
@@ -24,10 +29,12 @@
 #include <string.h>
 
 #include <opendkim/dkim.h>
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#endif
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
+#include "dkim_canon.h"
 #include "dkim_sign.h"
 #include "util.h"
 
@@ -37,12 +44,7 @@
 struct dkim_signer {
 	DKIM_LIB *lib;
 	struct dkim_keyset *ks;
-};
-
-/* One signature: the header value as libopendkim folded it (LF). */
-struct dkim_sig {
-	char *value;
-	size_t len;
+	EVP_PKEY ***ed;             /* [domain][key]: parsed Ed25519 keys, else NULL */
 };
 
 /* RFC 6376 5.4.1 recommends these; Feedback-ID is Gmail's, List-* are
@@ -61,43 +63,60 @@ static const char *dkim_sign_oversign[] = {
 	NULL
 };
 
-/* dkim_sign_lsan - LeakSanitizer builds: ignore what libopendkim
- * allocates while it signs with an Ed25519 key (the leak described at
- * the top), and only that; a no-op otherwise */
-static void
-dkim_sign_lsan(const struct dkim_key *k, int ignore)
+/* dkim_sign_nopass - never prompt for a passphrase on a terminal */
+static int
+dkim_sign_nopass(char *buf, int size, int rwflag, void *u)
 {
-#if defined(__SANITIZE_ADDRESS__)
-	if (k->type == DKIM_KEY_ED25519) {
-		if (ignore)
-			__lsan_disable();
-		else
-			__lsan_enable();
-	}
-#else
-	(void)k;
-	(void)ignore;
-#endif
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
 }
 
-/* dkim_sign_new - start libopendkim with our header lists */
+/* dkim_sign_parse - an Ed25519 key's PEM as an EVP_PKEY, or NULL */
+static EVP_PKEY *
+dkim_sign_parse(const struct dkim_key *k)
+{
+	BIO *b = BIO_new_mem_buf(k->pem, (int)k->pemlen);
+	EVP_PKEY *pk = b ? PEM_read_bio_PrivateKey(b, NULL, dkim_sign_nopass, NULL) : NULL;
+
+	BIO_free(b);
+	ERR_clear_error();
+	if (pk != NULL && EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519) {
+		EVP_PKEY_free(pk);
+		pk = NULL;
+	}
+	return pk;
+}
+
+/* dkim_sign_new - start libopendkim with our header lists; parse the
+ * Ed25519 keys */
 struct dkim_signer *
 dkim_sign_new(struct dkim_keyset *ks, char *err, size_t errlen)
 {
 	struct dkim_signer *s;
+	const struct dkim_domain *d;
 	DKIM_STAT st;
-	int need_ed = 0;
 
-	for (size_t i = 0; i < ks->ndomains; i++)
-		for (size_t j = 0; j < ks->domains[i].nkeys; j++)
-			need_ed |= ks->domains[i].keys[j].type == DKIM_KEY_ED25519;
 	s = xcalloc(1, sizeof(*s));
+	s->ks = ks;
+	s->ed = xcalloc(ks->ndomains + 1, sizeof(*s->ed));
+	for (size_t i = 0; i < ks->ndomains; i++) {
+		d = &ks->domains[i];
+		s->ed[i] = xcalloc(d->nkeys + 1, sizeof(**s->ed));
+		for (size_t j = 0; j < d->nkeys; j++) {
+			if (d->keys[j].type != DKIM_KEY_ED25519)
+				continue;
+			if ((s->ed[i][j] = dkim_sign_parse(&d->keys[j])) == NULL) {
+				snprintf(err, errlen, "dkim d=%s s=%s: cannot read the Ed25519 key",
+				    d->name, d->keys[j].selector);
+				goto fail;
+			}
+		}
+	}
 	if ((s->lib = dkim_init(NULL, NULL)) == NULL) {
 		snprintf(err, errlen, "libopendkim could not start (dkim_init)");
-		goto fail;
-	}
-	if (need_ed && !dkim_libfeature(s->lib, DKIM_FEATURE_ED25519)) {
-		snprintf(err, errlen, "this libopendkim cannot sign with Ed25519 keys");
 		goto fail;
 	}
 	if ((st = dkim_options(s->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS,
@@ -108,13 +127,9 @@ dkim_sign_new(struct dkim_keyset *ks, char *err, size_t errlen)
 		    dkim_getresultstr(st));
 		goto fail;
 	}
-	s->ks = ks;
 	return s;
 fail:
-	if (s->lib)
-		dkim_close(s->lib);
-	free(s);
-	dkim_key_free(ks);
+	dkim_sign_free(s);
 	return NULL;
 }
 
@@ -124,7 +139,14 @@ dkim_sign_free(struct dkim_signer *s)
 {
 	if (s == NULL)
 		return;
-	dkim_close(s->lib);
+	for (size_t i = 0; i < s->ks->ndomains; i++) {
+		for (size_t j = 0; s->ed[i] != NULL && j < s->ks->domains[i].nkeys; j++)
+			EVP_PKEY_free(s->ed[i][j]);
+		free(s->ed[i]);
+	}
+	free(s->ed);
+	if (s->lib)
+		dkim_close(s->lib);
 	dkim_key_free(s->ks);
 	free(s);
 }
@@ -199,33 +221,31 @@ dkim_sign_feed(DKIM *d, const char *msg, size_t len)
 	return dkim_eom(d, NULL);
 }
 
-/* dkim_sign_one - one key's DKIM-Signature value into sig */
+/* dkim_sign_opendkim - an RSA key's DKIM-Signature field, with CRLF
+ * line ends (the library folds with bare LF), into *field */
 static int
-dkim_sign_one(const struct dkim_signer *s, const struct dkim_domain *dom,
+dkim_sign_opendkim(const struct dkim_signer *s, const struct dkim_domain *dom,
     const struct dkim_key *k, const char *queue_id, const char *msg, size_t len,
-    struct dkim_sig *sig, char *err, size_t errlen)
+    char **field, char *err, size_t errlen)
 {
 	DKIM_STAT st;
 	DKIM *d;
 	u_char *hdr = NULL;
 	size_t hlen = 0;
 	const char *why;
+	char *p;
 
-	dkim_sign_lsan(k, 1);
 	d = dkim_sign(s->lib, (const u_char *)(queue_id ? queue_id : "outpost"), NULL,
 	    (dkim_sigkey_t)k->pem, (const u_char *)k->selector,
 	    (const u_char *)dom->name, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
-	    k->type == DKIM_KEY_ED25519 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256,
-	    -1, &st);
+	    DKIM_SIGN_RSASHA256, -1, &st);
 	if (d == NULL) {
-		dkim_sign_lsan(k, 0);
 		snprintf(err, errlen, "dkim d=%s s=%s: cannot start signing: %s", dom->name,
 		    k->selector, dkim_getresultstr(st));
 		return -1;
 	}
 	if ((st = dkim_sign_feed(d, msg, len)) == DKIM_STAT_OK)
 		st = dkim_getsighdr_d(d, DKIM_SIGN_HDRLEN, &hdr, &hlen);
-	dkim_sign_lsan(k, 0);
 	if (st != DKIM_STAT_OK || hdr == NULL) {
 		why = dkim_geterror(d);
 		snprintf(err, errlen, "dkim d=%s s=%s: %s%s%s", dom->name, k->selector,
@@ -233,27 +253,42 @@ dkim_sign_one(const struct dkim_signer *s, const struct dkim_domain *dom,
 		dkim_free(d);
 		return -1;
 	}
-	sig->value = xstrndup((const char *)hdr, hlen);
-	sig->len = strlen(sig->value);
+	/* the name, every LF as CRLF at worst, the final CRLF */
+	p = *field = xmalloc(DKIM_SIGN_HDRLEN + 2 * hlen + 3);
+	memcpy(p, DKIM_SIGN_HDR, DKIM_SIGN_HDRLEN);
+	p += DKIM_SIGN_HDRLEN;
+	for (size_t i = 0; i < hlen && hdr[i] != '\0'; i++) {
+		if (hdr[i] == '\n' && (i == 0 || hdr[i - 1] != '\r'))
+			*p++ = '\r';
+		*p++ = (char)hdr[i];
+	}
+	memcpy(p, "\r\n", 3);
 	dkim_free(d);
 	return 0;
 }
 
-/* dkim_sign_put - append a signature field with CRLF line ends: the
- * library folds with bare LF */
-static char *
-dkim_sign_put(char *p, const struct dkim_sig *sig)
+/* dkim_sign_ed25519 - an Ed25519 key's DKIM-Signature field, with the
+ * header lists libopendkim uses for RSA, into *field */
+static int
+dkim_sign_ed25519(EVP_PKEY *pk, const struct dkim_domain *dom, const struct dkim_key *k,
+    const char *msg, size_t len, char **field, char *err, size_t errlen)
 {
-	memcpy(p, DKIM_SIGN_HDR, DKIM_SIGN_HDRLEN);
-	p += DKIM_SIGN_HDRLEN;
-	for (size_t i = 0; i < sig->len; i++) {
-		if (sig->value[i] == '\n' && (i == 0 || sig->value[i - 1] != '\r'))
-			*p++ = '\r';
-		*p++ = sig->value[i];
+	const struct dkim_canon_sig sig = {
+		.hdrname = "DKIM-Signature",
+		.first_tags = "v=1",
+		.domain = dom->name,
+		.selector = k->selector,
+		.sign = dkim_sign_hdrs,
+		.oversign = dkim_sign_oversign,
+		.t = util_now(),
+	};
+	char why[256];
+
+	if (dkim_canon_sign(pk, &sig, msg, len, field, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "dkim d=%s s=%s: %s", dom->name, k->selector, why);
+		return -1;
 	}
-	*p++ = '\r';
-	*p++ = '\n';
-	return p;
+	return 0;
 }
 
 /* dkim_sign_message - one signature per key, in config order, above msg */
@@ -262,9 +297,9 @@ dkim_sign_message(const struct dkim_signer *s, const struct dkim_domain *d,
     const char *queue_id, const char *msg, size_t len, char **out, size_t *outlen,
     char *log, size_t loglen, char *err, size_t errlen)
 {
-	struct dkim_sig *sigs;
-	size_t size = len, i;
-	char item[DKIM_SIGN_LOG_MAX], *p;
+	EVP_PKEY **ed = NULL;
+	char **fields, item[DKIM_SIGN_LOG_MAX], *p;
+	size_t size = len, i, n;
 	int rc = 0;
 
 	*out = NULL;
@@ -275,17 +310,30 @@ dkim_sign_message(const struct dkim_signer *s, const struct dkim_domain *d,
 		snprintf(err, errlen, "no DKIM key");
 		return -1;
 	}
-	sigs = xcalloc(d->nkeys, sizeof(*sigs));
+	for (i = 0; i < s->ks->ndomains; i++)
+		if (d == &s->ks->domains[i])
+			ed = s->ed[i];
+	if (ed == NULL) {
+		snprintf(err, errlen, "dkim d=%s: not a domain of this signer", d->name);
+		return -1;
+	}
+	fields = xcalloc(d->nkeys, sizeof(*fields));
 	for (i = 0; i < d->nkeys && rc == 0; i++) {
-		rc = dkim_sign_one(s, d, &d->keys[i], queue_id, msg, len, &sigs[i], err,
-		    errlen);
-		/* header name, every LF as CRLF at worst, final CRLF */
-		size += DKIM_SIGN_HDRLEN + 2 * sigs[i].len + 2;
+		if (d->keys[i].type == DKIM_KEY_ED25519)
+			rc = dkim_sign_ed25519(ed[i], d, &d->keys[i], msg, len, &fields[i], err,
+			    errlen);
+		else
+			rc = dkim_sign_opendkim(s, d, &d->keys[i], queue_id, msg, len, &fields[i],
+			    err, errlen);
+		if (rc == 0)
+			size += strlen(fields[i]);
 	}
 	if (rc == 0) {
 		p = *out = xmalloc(size + 1);
 		for (i = 0; i < d->nkeys; i++) {
-			p = dkim_sign_put(p, &sigs[i]);
+			n = strlen(fields[i]);
+			memcpy(p, fields[i], n);
+			p += n;
 			snprintf(item, sizeof(item), "%sd=%s s=%s a=%s", i ? "; " : "", d->name,
 			    d->keys[i].selector, dkim_key_alg(&d->keys[i]));
 			util_strlcat(log, item, loglen);
@@ -296,7 +344,7 @@ dkim_sign_message(const struct dkim_signer *s, const struct dkim_domain *d,
 		*outlen = (size_t)(p - *out);
 	}
 	for (i = 0; i < d->nkeys; i++)
-		free(sigs[i].value);
-	free(sigs);
+		free(fields[i]);
+	free(fields);
 	return rc;
 }
