@@ -332,6 +332,35 @@ def test_rsa_and_ed25519_both_sign_and_verify(keys, daemon_factory, client_facto
         d.wait_log(rf"{re.escape(qid)}: dkim d=example\.com s={s} a={a}\b")
 
 
+def test_dkim_key_repeated_on_several_lines(keys, daemon_factory, client_factory, tls_ctx,
+                                            tmp_path):
+    """Each dkim_key line adds keys (config lines are capped at 199
+    characters); a bad key on the second line is reported at that line."""
+    d = daemon_factory(start=False)
+    d.sections["domain example.com"]["dkim_key"] = keys["rsa"].conf()
+    d.write_config()
+    text = d.conf_path.read_text().replace(
+        f"dkim_key = {keys['rsa'].conf()}\n",
+        f"dkim_key = {keys['rsa'].conf()}\ndkim_key = {keys['ed'].conf()}\n")
+    d.conf_path.write_text(text)
+    d.start()
+    qid, raw = send_signed(d, client_factory, tls_ctx, msg_plain())
+    assert_all_verify(raw, keys["rsa"], keys["ed"],
+                      expect=[("example.com", "s2026", "rsa-sha256"),
+                              ("example.com", "e2026", "ed25519-sha256")])
+    d.stop()
+
+    missing = tmp_path / "missing.pem"
+    d.conf_path.write_text(text.replace(f"dkim_key = {keys['ed'].conf()}\n",
+                                        f"dkim_key = e9:{missing}\n"))
+    lines = d.conf_path.read_text().splitlines()
+    second = [i for i, l in enumerate(lines, 1) if l.startswith("dkim_key")][1]
+    p = d.check_config()
+    assert p.returncode == 1
+    assert re.search(rf":{second}: dkim_key e9: {re.escape(str(missing))}: No such file",
+                     p.stderr), p.stderr
+
+
 def test_relayed_to_smtp_upstream_verifies(keys, daemon_factory, upstream, client_factory,
                                            tls_ctx):
     cfg = signing_config(keys["rsa"], keys["ed"])
