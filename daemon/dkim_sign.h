@@ -1,5 +1,7 @@
 /*
- * dkim_sign - DKIM signatures (RFC 6376, RFC 8463) with libopendkim.
+ * dkim_sign - DKIM signatures (RFC 6376, RFC 8463): rsa-sha256 with
+ * libopendkim, ed25519-sha256 with dkim_canon on OpenSSL EVP (Debian's
+ * libopendkim 2.11 leaks its Ed25519 key state on every signature).
  *
  * Runs in the signer threads, right after the RFC 5322 checks and before
  * the store commit, so what is queued is exactly what is sent and a retry
@@ -12,8 +14,9 @@
  * List-Unsubscribe and List-Unsubscribe-Post are over-signed (listed once
  * more in h=), so none can be added after signing.
  *
- * The DKIM_LIB handle is shared by all threads; every signature has its
- * own DKIM handle, so concurrent signing is safe.
+ * The DKIM_LIB handle and the parsed Ed25519 keys are shared read-only by
+ * all threads; every signature has its own DKIM handle or digest
+ * contexts, so concurrent signing is safe.
  */
 #ifndef OUTPOST_DKIM_SIGN_H
 #define OUTPOST_DKIM_SIGN_H
