@@ -54,7 +54,7 @@ dkim_key_nopass(char *buf, int size, int rwflag, void *u)
 }
 
 /* dkim_key_parse - PEM text to an EVP_PKEY, or NULL */
-static EVP_PKEY *
+EVP_PKEY *
 dkim_key_parse(const char *pem, size_t len)
 {
 	BIO *bio;

@@ -19,6 +19,8 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <openssl/evp.h>
+
 #include "conf.h"
 
 enum dkim_key_type { DKIM_KEY_RSA, DKIM_KEY_ED25519 };
@@ -57,6 +59,10 @@ void dkim_key_free(struct dkim_keyset *ks);
  * dkim_subdomains = yes (news.example.com -> example.com). NULL if none or
  * if that section has no keys. Case-insensitive. */
 const struct dkim_domain *dkim_key_find(const struct dkim_keyset *ks, const char *domain);
+
+/* A key's PEM text as an EVP_PKEY (never prompting for a passphrase),
+ * or NULL. */
+EVP_PKEY *dkim_key_parse(const char *pem, size_t len);
 
 /* "rsa-sha256" / "ed25519-sha256" */
 const char *dkim_key_alg(const struct dkim_key *k);

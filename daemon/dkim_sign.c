@@ -29,12 +29,10 @@
 #include <string.h>
 
 #include <opendkim/dkim.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include "dkim_canon.h"
+#include "dkim_key.h"
 #include "dkim_sign.h"
 #include "util.h"
 
@@ -63,26 +61,12 @@ static const char *dkim_sign_oversign[] = {
 	NULL
 };
 
-/* dkim_sign_nopass - never prompt for a passphrase on a terminal */
-static int
-dkim_sign_nopass(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
-}
-
 /* dkim_sign_parse - an Ed25519 key's PEM as an EVP_PKEY, or NULL */
 static EVP_PKEY *
 dkim_sign_parse(const struct dkim_key *k)
 {
-	BIO *b = BIO_new_mem_buf(k->pem, (int)k->pemlen);
-	EVP_PKEY *pk = b ? PEM_read_bio_PrivateKey(b, NULL, dkim_sign_nopass, NULL) : NULL;
+	EVP_PKEY *pk = dkim_key_parse(k->pem, k->pemlen);
 
-	BIO_free(b);
-	ERR_clear_error();
 	if (pk != NULL && EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519) {
 		EVP_PKEY_free(pk);
 		pk = NULL;
@@ -158,66 +142,24 @@ dkim_sign_keys(const struct dkim_signer *s)
 	return s->ks;
 }
 
-/* dkim_sign_crlf - find the next CRLF in [p, end), or NULL */
-static const char *
-dkim_sign_crlf(const char *p, const char *end)
-{
-	const char *cr;
-
-	while (p < end && (cr = memchr(p, '\r', (size_t)(end - p))) != NULL) {
-		if (cr + 1 < end && cr[1] == '\n')
-			return cr;
-		p = cr + 1;
-	}
-	return NULL;
-}
-
-/* dkim_sign_feed - header fields one by one, then the body. A field is
- * its first line and every following line that starts with SP or HTAB,
- * passed without its final CRLF; no blank line means no body. */
+/* dkim_sign_feed - header fields one by one (split by dkim_canon, so both
+ * signature kinds see the same fields), then the body */
 static DKIM_STAT
 dkim_sign_feed(DKIM *d, const char *msg, size_t len)
 {
-	const char *end = msg + len, *p = msg, *field = NULL, *eol, *next;
+	struct dkim_canon_msg m;
 	DKIM_STAT st = DKIM_STAT_OK;
 
-	while (p < end) {
-		eol = dkim_sign_crlf(p, end);
-		next = eol ? eol + 2 : end;
-		if (eol == p)           /* the blank line */
-			break;
-		if (field != NULL && *p != ' ' && *p != '\t') {
-			/* p - 2: the CRLF that ended the field */
-			if ((st = dkim_header(d, (u_char *)field, (size_t)(p - 2 - field))) !=
-			    DKIM_STAT_OK)
-				return st;
-			field = NULL;
-		}
-		if (field == NULL)
-			field = p;
-		if (eol == NULL) {      /* the last line, without CRLF */
-			p = end;
-			break;
-		}
-		p = next;
-	}
-	if (field != NULL) {
-		/* the field ends at p's CRLF, or at the end of the message */
-		size_t flen = (size_t)(p - field);
-
-		if (p < end || (flen >= 2 && field[flen - 2] == '\r' && field[flen - 1] == '\n'))
-			flen -= 2;
-		if ((st = dkim_header(d, (u_char *)field, flen)) != DKIM_STAT_OK)
-			return st;
-	}
-	if ((st = dkim_eoh(d)) != DKIM_STAT_OK)
+	dkim_canon_split(msg, len, &m);
+	for (size_t i = 0; i < m.nfields && st == DKIM_STAT_OK; i++)
+		st = dkim_header(d, (u_char *)m.fields[i].text, m.fields[i].len);
+	if (st == DKIM_STAT_OK)
+		st = dkim_eoh(d);
+	if (st == DKIM_STAT_OK && m.body != NULL && m.bodylen > 0)
+		st = dkim_body(d, (u_char *)m.body, m.bodylen);
+	dkim_canon_msg_free(&m);
+	if (st != DKIM_STAT_OK)
 		return st;
-	if (p < end) {
-		p += 2;                 /* past the blank line */
-		if (p < end && (st = dkim_body(d, (u_char *)p, (size_t)(end - p))) !=
-		    DKIM_STAT_OK)
-			return st;
-	}
 	return dkim_eom(d, NULL);
 }
 
