@@ -1,0 +1,3 @@
+/* bounce - placeholder until the module lands. */
+#include "config.h"
+#include "bounce.h"

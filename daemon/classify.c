@@ -1,0 +1,3 @@
+/* classify - placeholder until the module lands. */
+#include "config.h"
+#include "classify.h"

@@ -1,0 +1,3 @@
+/* throttle - placeholder until the module lands. */
+#include "config.h"
+#include "throttle.h"
