@@ -208,6 +208,8 @@ static const struct setting settings[] = {
 	  .type = T_INT, .def = "100", .min = 1, .max = 100000 },
 	{ UPS(idle_timeout), .key = "idle_timeout", .type = T_DUR,
 	  .def = "30", .min = 1, .max = DAY },
+	{ UPS(down_time), .key = "down_time", .type = T_DUR,
+	  .def = "30", .min = 1, .max = 3600 },
 	{ UPS(connect_timeout), .key = "connect_timeout", .type = T_DUR,
 	  .def = "30", .min = 1, .max = DAY },
 	{ UPS(greeting_timeout), .key = "greeting_timeout", .type = T_DUR,

@@ -63,6 +63,8 @@ struct conf_upstream {
 	int max_connections;        /* default 4 */
 	int max_messages_per_connection; /* default 100 */
 	long idle_timeout;          /* seconds a pooled connection may idle, 30 */
+	long down_time;             /* unreachable: avoided this long (doubling on
+	                             * repeats, at most 10 min), default 30 */
 	/* RFC 5321 4.5.3.2 client timeouts, seconds */
 	long connect_timeout;       /* 30 */
 	long greeting_timeout;      /* 300 */

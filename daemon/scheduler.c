@@ -41,6 +41,8 @@
 #include "util.h"
 
 #define SCHED_RETRY_DEFAULT 300 /* when [queue] retry is empty */
+#define SCHED_DOWN_MAX 600      /* longest an unreachable upstream is avoided */
+#define SCHED_ROUTE_MAX 8       /* upstreams tried in turn for one domain */
 #define SCHED_DSN_MAX 16
 
 struct sched_rcpt {
@@ -75,6 +77,8 @@ struct sched_up {
 	const struct conf_upstream *cu;
 	int loading;                /* store reads under way */
 	struct sched_msg *bhead, *btail;
+	time_t down_until;          /* unreachable: avoid until then */
+	long down_wait;             /* current avoidance, doubled on repeats */
 };
 
 /* One attempt: the job handed to the upstream and what it points at. */
@@ -181,22 +185,68 @@ sched_due(const struct sched_msg *m)
 	return due;
 }
 
-/* sched_route - first upstream of the sender domain, else the default */
+/* sched_candidates - the sender domain's upstreams in failover order,
+ * else the default one; returns how many */
+static size_t
+sched_candidates(struct scheduler *s, const char *sender, struct sched_up **out)
+{
+	const struct conf *c = s->conf;
+	const struct conf_upstream *cu;
+	const struct conf_domain *d;
+	const char *dom = util_addr_domain(sender);
+	size_t n = 0;
+
+	if (*dom && (d = conf_domain_find(c, dom)) != NULL)
+		for (size_t i = 0; i < d->nupstreams && n < SCHED_ROUTE_MAX; i++)
+			if ((cu = conf_upstream_find(c, d->upstreams[i])) != NULL)
+				out[n++] = &s->ups[cu - c->upstreams];
+	if (n == 0 && (cu = conf_upstream_find(c, c->server.default_upstream)) != NULL)
+		out[n++] = &s->ups[cu - c->upstreams];
+	if (n == 0 && s->nups)
+		out[n++] = &s->ups[0];
+	return n;
+}
+
+/* sched_route - the first candidate that is not down; if all are down,
+ * the one back soonest (it is tried, and the attempt deferred) */
 static struct sched_up *
 sched_route(struct scheduler *s, const char *sender)
 {
-	const struct conf *c = s->conf;
-	const struct conf_upstream *cu = NULL;
-	const struct conf_domain *d;
-	const char *dom = util_addr_domain(sender);
+	struct sched_up *cand[SCHED_ROUTE_MAX], *best = NULL;
+	size_t n = sched_candidates(s, sender, cand);
+	time_t now = util_now();
 
-	if (*dom && (d = conf_domain_find(c, dom)) != NULL && d->nupstreams > 0)
-		cu = conf_upstream_find(c, d->upstreams[0]);
-	if (cu == NULL)
-		cu = conf_upstream_find(c, c->server.default_upstream);
-	if (cu == NULL)
-		return s->nups ? &s->ups[0] : NULL;
-	return &s->ups[cu - c->upstreams];
+	for (size_t i = 0; i < n; i++) {
+		if (cand[i]->down_until <= now)
+			return cand[i];
+		if (best == NULL || cand[i]->down_until < best->down_until)
+			best = cand[i];
+	}
+	return best;
+}
+
+/* sched_up_result - an upstream answered (or not): keep its health */
+static void
+sched_up_result(struct sched_up *up, const struct upstream_job *job)
+{
+	time_t now = util_now();
+	long base = up->cu->down_time > 0 ? up->cu->down_time : 30;
+
+	if (!job->unreachable) {
+		if (up->down_wait > 0)
+			log_info("upstream %s: reachable again; mail routes through it",
+			    up->cu->name);
+		up->down_until = 0;
+		up->down_wait = 0;
+		return;
+	}
+	up->down_wait = up->down_wait ? up->down_wait * 2 : base;
+	if (up->down_wait > SCHED_DOWN_MAX)
+		up->down_wait = SCHED_DOWN_MAX > base ? SCHED_DOWN_MAX : base;
+	up->down_until = now + up->down_wait;
+	log_warn("upstream %s: down (%s); avoided for %lds, its mail goes to the next "
+	    "upstream of each domain", up->cu->name, job->nrcpt ? job->rcpts[0].reply :
+	    "unreachable", up->down_wait);
 }
 
 /* sched_can_start - the upstream would take a job now */
@@ -236,11 +286,17 @@ sched_drain_blocked(struct sched_up *up)
 {
 	struct sched_msg *m;
 
-	while ((m = up->bhead) != NULL && sched_can_start(up)) {
+	while ((m = up->bhead) != NULL && (sched_can_start(up) ||
+	    (up->down_until > util_now() && !up->s->stopping))) {
 		up->bhead = m->bnext;
 		if (up->bhead == NULL)
 			up->btail = NULL;
 		m->bnext = NULL;
+		if (up->down_until > util_now()) {
+			/* its upstream went down while it waited: route again */
+			sched_requeue(up->s, m);
+			continue;
+		}
 		sched_start(up->s, m);
 	}
 }
@@ -270,6 +326,8 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 		sched_drain_blocked(&s->ups[i]);
 	while (s->nheap > 0 && s->heap[0]->due <= now) {
 		struct sched_msg *m = sched_heap_pop(s);
+		/* Routed when due, so failover follows the upstreams' health. */
+		m->up = sched_route(s, m->sender);
 		if (m->up == NULL) {
 			log_err("%s: no upstream to deliver to", m->queue_id);
 			m->due = now + (s->conf->queue.scan_interval > 0 ?
@@ -359,6 +417,14 @@ sched_job_free(struct sched_job *sj)
 	free(sj);
 }
 
+/* sched_too_many_rcpts - 452 4.5.3: the upstream's per-transaction
+ * recipient limit, not a problem of the recipient */
+static int
+sched_too_many_rcpts(const struct upstream_rcpt *ur)
+{
+	return ur->code == 452 && strncmp(ur->reply, "452 4.5.3", 9) == 0;
+}
+
 /* sched_done - the upstream answered for every recipient of the job */
 static void
 sched_done(struct upstream_job *job, void *arg)
@@ -372,6 +438,8 @@ sched_done(struct upstream_job *job, void *arg)
 	double delay = sched_now_real() - (double)m->received_at;
 	size_t keep = 0;
 	unsigned char *gone;
+	struct sched_up *alt;
+	int failover, split;
 
 	s->inflight--;
 	m->in_flight = 0;
@@ -382,6 +450,17 @@ sched_done(struct upstream_job *job, void *arg)
 		sched_msg_free(m);
 		return;
 	}
+	sched_up_result(m->up, job);
+	/* Straight to another upstream only if one is up: with all of them
+	 * down, the retry schedule paces the attempts. */
+	alt = job->unreachable ? sched_route(s, m->sender) : NULL;
+	failover = alt != NULL && alt != m->up && alt->down_until <= now;
+	/* 452 4.5.3 splits only if the upstream took some recipients; one
+	 * that refuses them all is deferred like any 4xx. */
+	split = 0;
+	for (size_t i = 0; i < job->nrcpt; i++)
+		if (!sched_too_many_rcpts(&job->rcpts[i]))
+			split = 1;
 	res = xcalloc(job->nrcpt, sizeof(*res));
 	gone = xcalloc(m->nrcpt, 1);
 	if (delay < 0)
@@ -398,7 +477,13 @@ sched_done(struct upstream_job *job, void *arg)
 		/* Every answer is an attempt, whatever its class: the store's
 		 * attempts is the total, also for 'sent' and 'bounced'. */
 		r->attempts++;
-		if (cls == 2) {
+		if (cls == 4 && (failover || (split && sched_too_many_rcpts(ur)))) {
+			/* Not this recipient's fault: another upstream takes it
+			 * now, or (452 4.5.3, RFC 5321 4.5.3.1.10) the rest of
+			 * the recipients go in a new transaction right away. */
+			status = "deferred";
+			r->next_attempt = now;
+		} else if (cls == 2) {
 			status = "sent";
 		} else if (cls == 5) {
 			status = "bounced";

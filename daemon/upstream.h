@@ -51,6 +51,9 @@ struct upstream_job {
 	size_t nrcpt;
 	char relay[UPSTREAM_RELAY_MAX]; /* out: "host[ip]:port" or "maildir:DIR" */
 	int possible_duplicate;     /* out: lost after the dot was sent */
+	int unreachable;            /* out: failed before a transaction could
+	                             * start (DNS, connect, TLS, greeting, EHLO):
+	                             * the upstream is down, not the message */
 	upstream_done_fn done;
 	void *arg;
 };

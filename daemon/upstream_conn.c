@@ -398,6 +398,10 @@ up_fail(struct up_conn *c, int code, const char *fmt, ...)
 	va_end(ap);
 	if (c->job) {
 		log_warn("%s: upstream %s: %s", c->job->queue_id, c->u->cu->name, text);
+		/* Before AUTH nothing depends on this message or account: the
+		 * server is unreachable or refusing everybody (failover). */
+		if (c->state <= UP_STARTTLS)
+			c->job->unreachable = 1;
 		if (c->ip[0])           /* host[ip]:port once an address was tried */
 			util_strlcpy(c->job->relay, c->relay, sizeof(c->job->relay));
 		upstream_job_settle(c->job, code ? code : up_code(text), text);
