@@ -45,6 +45,7 @@
 #include "scheduler.h"
 #include "server.h"
 #include "signer.h"
+#include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
 #include "store.h"
@@ -77,9 +78,6 @@ static const char *session_state_names[ST_COUNT] = {
 
 #define BIT(s) (1u << (s))
 #define ANY_CMD_STATE (BIT(ST_CONNECTED) | BIT(ST_READY) | BIT(ST_MAIL) | BIT(ST_RCPT))
-
-/* DATA scanner states: where we are relative to a line start. */
-enum data_state { D_BOL, D_MID, D_CR, D_DOT, D_DOTCR };
 
 enum sasl_step { SASL_NONE, SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS };
 
@@ -121,12 +119,7 @@ struct session {
 	int *rcpt_notify;
 	char **rcpt_orcpt;
 	size_t nrcpt;
-	struct evbuffer *body;
-	size_t body_len;
-	enum data_state dstate;
-	int data_bare;              /* bare CR or LF seen in DATA */
-	int data_nul;               /* NUL seen in DATA */
-	int data_big;               /* over max_message_size */
+	struct smtp_data data;      /* the message being received (DATA) */
 	size_t data_since_renew;
 };
 
@@ -256,11 +249,7 @@ session_reset(struct session *s)
 	s->nrcpt = 0;
 	memset(&s->mail, 0, sizeof(s->mail));
 	s->qid[0] = '\0';
-	if (s->body)
-		evbuffer_free(s->body);
-	s->body = NULL;
-	s->body_len = 0;
-	s->data_bare = s->data_nul = s->data_big = 0;
+	smtp_data_free(&s->data);
 	if (s->state == ST_MAIL || s->state == ST_RCPT || s->state == ST_DATA)
 		session_set_state(s, ST_READY);
 }
@@ -690,9 +679,7 @@ cmd_data(struct session *s, const char *args)
 		session_reply(s, "503 5.5.1 Need RCPT command first");
 		return;
 	}
-	s->body = evbuffer_new();
-	s->body_len = 0;
-	s->dstate = D_BOL;
+	smtp_data_init(&s->data, s->srv->conf->server.max_message_size);
 	s->data_since_renew = 0;
 	session_set_state(s, ST_DATA);
 	session_deadline(s, s->srv->conf->server.timeout_data);
@@ -1009,28 +996,23 @@ session_data_end(struct session *s)
 	const struct conf *c = s->srv->conf;
 	struct session_job *j;
 
-	if (s->data_bare || s->data_big || s->data_nul) {
-		if (s->data_big)
+	if (s->data.bare || s->data.big || s->data.nul) {
+		if (s->data.big)
 			session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%zu)",
 			    c->server.max_message_size);
-		else if (s->data_bare)
+		else if (s->data.bare)
 			session_reply(s, "550 5.5.2 Message contains bare CR or LF; only CRLF line endings are accepted");
 		else
 			session_reply(s, "550 5.6.0 Message contains NUL characters");
-		log_info("%s: reject: %s in DATA; client=[%s]", s->qid, s->data_big ?
-		    "message too big" : s->data_bare ? "bare CR/LF" : "NUL", s->ip);
+		log_info("%s: reject: %s in DATA; client=[%s]", s->qid, s->data.big ?
+		    "message too big" : s->data.bare ? "bare CR/LF" : "NUL", s->ip);
 		session_reset(s);
 		session_deadline(s, c->server.timeout_command);
 		return;
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->s = s;
-	j->rawlen = evbuffer_get_length(s->body);
-	j->raw = xmalloc(j->rawlen + 1);
-	evbuffer_remove(s->body, j->raw, j->rawlen);
-	j->raw[j->rawlen] = '\0';
-	evbuffer_free(s->body);
-	s->body = NULL;
+	j->raw = smtp_data_take(&s->data, &j->rawlen);
 	util_strlcpy(j->hostname, c->server.hostname, sizeof(j->hostname));
 	log_esc(s->helo, j->helo_esc, sizeof(j->helo_esc));
 	snprintf(j->protocol, sizeof(j->protocol), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
@@ -1056,102 +1038,22 @@ session_data_end(struct session *s)
 	signer_submit(s->srv->signer, session_job_work, session_job_done, j);
 }
 
-/* session_data_scan - consume DATA input; 1 when the end was found.
- *
- * A byte-level scanner over the buffered chunks, so that a line split
- * across reads, a bare CR at a chunk boundary or a 1 MB line cost nothing
- * special. Only CRLF "." CRLF ends the data; a line starting with "." has
- * that dot removed (RFC 5321 4.5.2). */
+/* session_data_scan - hand the buffered input to the DATA scanner;
+ * 1 when the end of the data was found */
 static int
 session_data_scan(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	const size_t max = s->srv->conf->server.max_message_size;
-	char out[16384];
-	size_t o = 0, consumed = 0;
-	int end = 0;
 	struct evbuffer_iovec vec[8];
-	int n;
+	size_t consumed = 0, used;
+	int n, end = 0;
 
 	n = evbuffer_peek(in, -1, NULL, vec, ARRAY_LEN(vec));
 	if (n > (int)ARRAY_LEN(vec))
 		n = ARRAY_LEN(vec);
-#define EMIT(ch) do {                                                   \
-		if (!s->data_big) {                                     \
-			if (s->body_len + o + 1 > max) {                \
-				s->data_big = 1;                        \
-			} else {                                        \
-				out[o++] = (char)(ch);                  \
-				if (o == sizeof(out)) {                 \
-					evbuffer_add(s->body, out, o);  \
-					s->body_len += o;               \
-					o = 0;                          \
-				}                                       \
-			}                                               \
-		}                                                       \
-	} while (0)
 	for (int v = 0; v < n && !end; v++) {
-		const unsigned char *p = vec[v].iov_base;
-		size_t len = vec[v].iov_len, i;
-
-		for (i = 0; i < len && !end; i++) {
-			unsigned char ch = p[i];
-again:
-			switch (s->dstate) {
-			case D_BOL:
-				if (ch == '.') {
-					s->dstate = D_DOT;
-					break;
-				}
-				s->dstate = D_MID;
-				goto again;
-			case D_MID:
-				if (ch == '\r') {
-					s->dstate = D_CR;
-				} else {
-					if (ch == '\n')
-						s->data_bare = 1;
-					else if (ch == '\0')
-						s->data_nul = 1;
-					EMIT(ch);
-				}
-				break;
-			case D_CR:
-				if (ch == '\n') {
-					EMIT('\r');
-					EMIT('\n');
-					s->dstate = D_BOL;
-					break;
-				}
-				s->data_bare = 1;   /* CR not followed by LF */
-				EMIT('\r');
-				s->dstate = D_MID;
-				goto again;
-			case D_DOT:
-				if (ch == '\r') {
-					s->dstate = D_DOTCR;
-					break;
-				}
-				/* dot-unstuffing: the leading dot is dropped */
-				s->dstate = D_MID;
-				goto again;
-			case D_DOTCR:
-				if (ch == '\n') {
-					end = 1;
-					break;
-				}
-				s->data_bare = 1;   /* ".\r" + something */
-				EMIT('\r');
-				s->dstate = D_MID;
-				goto again;
-			}
-		}
-		consumed += i;
-	}
-#undef EMIT
-	if (o) {
-		evbuffer_add(s->body, out, o);
-		s->body_len += o;
+		used = smtp_data_feed(&s->data, vec[v].iov_base, vec[v].iov_len, &end);
+		consumed += used;
 	}
 	evbuffer_drain(in, consumed);
 	s->data_since_renew += consumed;
@@ -1383,7 +1285,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 			    tls_error(ebuf, sizeof(ebuf)));
 		} else if (s->state == ST_DATA) {
 			log_info("%s: lost connection after DATA (%zu bytes) from [%s]", s->id,
-			    s->body_len, s->ip);
+			    s->data.len, s->ip);
 		}
 		if (s->busy) {
 			/* The job in flight holds the session; it frees it. */
