@@ -1,0 +1,3 @@
+/* alert - placeholder until the module lands. */
+#include "config.h"
+#include "alert.h"

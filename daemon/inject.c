@@ -1,0 +1,3 @@
+/* inject - placeholder until the module lands. */
+#include "config.h"
+#include "inject.h"
