@@ -64,6 +64,10 @@ enum type {
 	T_NAMES,        /* char ** at off, size_t count at noff */
 	T_DURS,         /* long[] at off (size bytes), size_t count at noff */
 	T_DKIM_KEYS,    /* struct conf_dkim_key * at off, size_t count at noff */
+	T_COUNT,        /* unsigned long in [min, max], plain digits */
+	T_DECIMAL,      /* double, "2" or "1.5", 0 or in [min, max] */
+	T_RATE,         /* struct throttle_rate, "N/second|minute|hour" */
+	T_RATES,        /* struct throttle_domain_rate * at off, count at noff */
 };
 
 struct enumval {
@@ -142,6 +146,8 @@ _Static_assert(sizeof(enum conf_unsigned) == sizeof(int), "enums are stored as i
 #define HOSTNAME .check = check_host, .expect = "a host name such as relay.example.com"
 #define DAY 86400LL
 #define MEG (1024LL * 1024)
+#define COUNT_MAX 1000000000LL  /* daily limits: far above any provider's */
+#define DECIMAL_FRAC_MAX 6      /* digits after the point in a T_DECIMAL */
 
 static const struct setting settings[] = {
 	/* [server] */
@@ -185,6 +191,9 @@ static const struct setting settings[] = {
 	  .def = "0", .min = 0, .max = 64 },
 	{ SRV(debug), .key = "log_level", .type = T_ENUM, .def = "info",
 	  .enums = level_vals },
+	{ SRV(user_rate), .key = "user_rate", .type = T_RATE },
+	{ SRV(user_daily_limit), .key = "user_daily_limit", .type = T_COUNT,
+	  .def = "0", .min = 0, .max = COUNT_MAX },
 
 	/* [listen NAME] */
 	{ LSN(host), .key = "address", .type = T_LISTEN_ADDR, .required = 1 },
@@ -222,6 +231,20 @@ static const struct setting settings[] = {
 	  .def = "180", .min = 1, .max = DAY },
 	{ UPS(data_done_timeout), .key = "data_done_timeout", .type = T_DUR,
 	  .def = "600", .min = 1, .max = DAY },
+	{ UPS(rate), .key = "rate", .type = T_RATE },
+	{ UPS(recipient_rate), .key = "recipient_rate", .type = T_RATE },
+	{ UPS(daily_limit), .key = "daily_limit", .type = T_COUNT,
+	  .def = "0", .min = 0, .max = COUNT_MAX },
+	{ UPS(daily_rcpt_limit), .key = "daily_rcpt_limit", .type = T_COUNT,
+	  .def = "0", .min = 0, .max = COUNT_MAX },
+	{ UPS(domain_rates), .key = "domain_rate", .type = T_RATES,
+	  .noff = offsetof(struct conf_upstream, ndomain_rates) },
+	{ UPS(max_daily_growth), .key = "max_daily_growth", .type = T_DECIMAL,
+	  .def = "0", .min = 1, .max = 100 },
+	{ UPS(growth_seed), .key = "growth_seed", .type = T_COUNT,
+	  .def = "0", .min = 0, .max = COUNT_MAX },
+	{ UPS(throttle_cooldown), .key = "throttle_cooldown", .type = T_DUR,
+	  .def = "30", .min = 1, .max = 3600 },
 
 	/* [domain NAME] */
 	{ DOM(upstreams), .key = "upstream", .type = T_NAMES,
@@ -694,6 +717,56 @@ set_upstream_addr(struct ctx *x, struct conf_upstream *u, const char *v, char *m
 	return 0;
 }
 
+/* parse_decimal - "2", "2.0", "1.25": digits with at most one point and
+ * DECIMAL_FRAC_MAX digits after it. Built by hand rather than with
+ * strtod, which also takes exponents, hex, inf/nan and follows the
+ * locale's decimal separator. */
+static int
+parse_decimal(const char *v, double *out)
+{
+	double ip = 0, frac = 0, scale = 1;
+	size_t ndig = 0, nfrac = 0;
+	const char *p = v;
+
+	for (; *p >= '0' && *p <= '9'; p++, ndig++) {
+		if (ndig >= 9)
+			return -1;
+		ip = ip * 10 + (*p - '0');
+	}
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, nfrac++) {
+			if (nfrac >= DECIMAL_FRAC_MAX)
+				return -1;
+			frac = frac * 10 + (*p - '0');
+			scale *= 10;
+		}
+		if (nfrac == 0)
+			return -1;
+	}
+	if (*p != '\0' || ndig == 0)
+		return -1;
+	*out = ip + frac / scale;
+	return 0;
+}
+
+/* set_rates - T_RATES: "gmail.com:20/minute, yahoo.com:10/minute" */
+static int
+set_rates(const struct setting *s, void *base, const char *v, char *msg, size_t len)
+{
+	struct throttle_domain_rate **list =
+	    (struct throttle_domain_rate **)((char *)base + s->off);
+	size_t *n = (size_t *)((char *)base + s->noff);
+	struct throttle_domain_rate *tmp;
+	size_t count;
+
+	if (throttle_parse_domain_rates(v, &tmp, &count, msg, len) < 0)
+		return -1;
+	free(*list);
+	*list = tmp;
+	*n = count;
+	return 0;
+}
+
 /* set_enum - T_ENUM: one of the names in s->enums */
 static int
 set_enum(const struct setting *s, int *dst, const char *v, char *msg, size_t len)
@@ -774,6 +847,25 @@ set_value(struct ctx *x, const struct setting *s, void *base, const char *v,
 		return set_durs(s, base, v, msg, len);
 	case T_DKIM_KEYS:
 		return set_dkim_keys(x, s, base, v, msg, len);
+	case T_COUNT:
+		if (parse_ll(v, &ll) < 0 || ll < s->min || ll > s->max ||
+		    strspn(v, "0123456789") != strlen(v))
+			return expect_range(s, "a whole number (0 = no limit)", v, msg, len);
+		*(unsigned long *)field = (unsigned long)ll;
+		return 0;
+	case T_DECIMAL: {
+		double dv;
+		if (parse_decimal(v, &dv) < 0 || (dv != 0 && (dv < (double)s->min ||
+		    dv > (double)s->max)))
+			return expect_range(s, "0 (off) or a decimal such as 2.0,", v,
+			    msg, len);
+		*(double *)field = dv;
+		return 0;
+	}
+	case T_RATE:
+		return throttle_parse_rate(v, (struct throttle_rate *)field, msg, len);
+	case T_RATES:
+		return set_rates(s, base, v, msg, len);
 	}
 	fatalx("conf: setting %s has an unknown type", s->key);
 }
@@ -1330,6 +1422,7 @@ conf_free(struct conf *c)
 			util_wipe(pw, strlen(pw));
 			free(pw);
 		}
+		free(c->upstreams[i].domain_rates);
 	}
 	free(c->upstreams);
 	for (size_t i = 0; i < c->ndomains; i++) {

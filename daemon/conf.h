@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include "throttle.h"
 #include "util.h"
 
 #define CONF_NAME_MAX 64
@@ -72,6 +73,16 @@ struct conf_upstream {
 	long data_timeout;          /* 120: DATA initiation */
 	long data_block_timeout;    /* 180: each block of the body */
 	long data_done_timeout;     /* 600: reply to the final dot */
+	/* Throttling (throttle.h); zero means no limit. */
+	struct throttle_rate rate;  /* messages, "N/second|minute|hour" */
+	struct throttle_rate recipient_rate;
+	unsigned long daily_limit;  /* messages per rolling 24 h */
+	unsigned long daily_rcpt_limit; /* recipients per rolling 24 h */
+	struct throttle_domain_rate *domain_rates; /* per recipient domain */
+	size_t ndomain_rates;
+	double max_daily_growth;    /* spike guard factor, 0 = off */
+	unsigned long growth_seed;  /* daily volume assumed without history */
+	long throttle_cooldown;     /* first suspension on a throttling reply, 30 */
 	int line;
 };
 
@@ -129,6 +140,9 @@ struct conf_server {
 	char dns_server[HOST_MAX];  /* "" = system resolver; else ip[:port] */
 	int signer_threads;         /* default: number of cores */
 	int debug;                  /* log_level = debug */
+	/* Per authenticated user, counted at RCPT; zero means no limit. */
+	struct throttle_rate user_rate;     /* recipients */
+	unsigned long user_daily_limit;     /* recipients per rolling 24 h */
 };
 
 struct conf {

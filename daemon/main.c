@@ -35,6 +35,7 @@
 #include "log.h"
 #include "loopq.h"
 #include "scheduler.h"
+#include "throttle.h"
 #include "server.h"
 #include "signer.h"
 #include "smtp_session.h"
@@ -233,6 +234,13 @@ main(int argc, char **argv)
 	server.started = util_now();
 	server_dkim_install(&server, dkim);
 	server.penalty = auth_penalty_new(4096, server.conf->server.auth_penalty_window);
+	if (server.conf->server.user_rate.n || server.conf->server.user_daily_limit) {
+		struct throttle_user_config uc = {
+			.user_rate = server.conf->server.user_rate,
+			.user_daily_limit = server.conf->server.user_daily_limit,
+		};
+		server.user_limits = throttle_users_new(&uc);
+	}
 	server.loopq = loopq_new(server.base);
 	server.signer = signer_new(server.loopq, server.conf->server.signer_threads);
 
@@ -292,6 +300,7 @@ main(int argc, char **argv)
 	main_pidfile(0);
 	event_base_free(server.base);
 	auth_penalty_free(server.penalty);
+	throttle_users_free(server.user_limits);
 	auth_free(server.users);
 	log_info("stopped");
 	conf_free(server.conf);

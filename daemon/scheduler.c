@@ -14,8 +14,24 @@
  * Otherwise it waits in the upstream's FIFO of blocked messages, which is
  * drained whenever one of its jobs completes (and on every tick).
  *
- * Outcomes (RFC 5321 4.2.1 reply classes): 2xx sent, 5xx bounced, 4xx
- * deferred by [queue] retry, or bounced once max_lifetime has passed.
+ * Throttling (throttle.h): each upstream has a pacing controller. Before
+ * a message starts, throttle_when() is asked with its recipients' domains.
+ * An upstream-wide wait (rate, daily limit, spike guard, suspension)
+ * stops the upstream's FIFO at its head and the timer is armed for the
+ * moment it lifts; a wait for one recipient domain only sends that
+ * message back into the heap with due = that moment (the heap key is a
+ * double for this), so other domains keep flowing. Waiting mail is never
+ * bounced; it is not even an attempt. Replies are classified
+ * (classify.h): a throttling one (421, 4.7.x rate texts, 5xx sending
+ * quotas) halves the rate and suspends the upstream, and its recipients
+ * are deferred to the end of the suspension; successes recover the rate.
+ * The rolling-day counters go to the store's counters table every
+ * SCHED_SAVE_EVERY seconds when changed, and at shutdown.
+ *
+ * Outcomes (RFC 5321 4.2.1 reply classes): 2xx sent, 5xx bounced (unless
+ * it is a sending quota: deferred), 4xx deferred by [queue] retry
+ * (exponential with jitter past the listed steps), or bounced once
+ * max_lifetime has passed.
  * Each is logged Postfix-style and recorded through store_record();
  * the store learns nothing of a delivery before its reply came back, so
  * a crash in between sends the message again (RELIABILITY Q3).
@@ -31,19 +47,24 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <openssl/rand.h>
 
+#include "classify.h"
 #include "conf.h"
 #include "log.h"
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
+#include "throttle.h"
 #include "upstream.h"
 #include "util.h"
 
-#define SCHED_RETRY_DEFAULT 300 /* when [queue] retry is empty */
 #define SCHED_DOWN_MAX 600      /* longest an unreachable upstream is avoided */
 #define SCHED_ROUTE_MAX 8       /* upstreams tried in turn for one domain */
 #define SCHED_DSN_MAX 16
+#define SCHED_SAVE_EVERY 10     /* seconds between saves of changed counters */
+#define SCHED_DOMAINS_STACK 16  /* recipient domains without a malloc */
+#define SCHED_COUNTERS_MAGIC "outpost-counters 1"
 
 struct sched_rcpt {
 	int64_t id;
@@ -64,7 +85,8 @@ struct sched_msg {
 	int smtputf8;
 	struct sched_rcpt *rcpts;   /* pending only */
 	size_t nrcpt;
-	time_t due;                 /* heap key: earliest next_attempt */
+	double due;                 /* heap key: earliest next_attempt, or
+	                             * when its domain's pacing lets it go */
 	int in_flight;
 	struct sched_up *up;
 	struct sched_msg *bnext;    /* blocked FIFO link */
@@ -79,6 +101,9 @@ struct sched_up {
 	struct sched_msg *bhead, *btail;
 	time_t down_until;          /* unreachable: avoid until then */
 	long down_wait;             /* current avoidance, doubled on repeats */
+	struct throttle *thr;       /* pacing toward this upstream */
+	double thr_until;           /* FIFO head held by throttling until then */
+	int thr_dirty;              /* day counters changed since saved */
 };
 
 /* One attempt: the job handed to the upstream and what it points at. */
@@ -100,6 +125,8 @@ struct scheduler {
 	size_t nmsgs;               /* all messages in memory */
 	size_t inflight;            /* loading or at an upstream */
 	struct event *timer;
+	time_t saved_at;            /* last save of the day counters */
+	uint64_t rng;               /* xorshift64 state for retry jitter */
 	int stopping;
 	int freeing;
 };
@@ -262,6 +289,84 @@ sched_can_start(struct sched_up *up)
 static void sched_arm(struct scheduler *s);
 static void sched_data_cb(int err, char *data, size_t len, void *arg);
 
+/* sched_now_real - wall clock with fractions: throttling and delay= */
+static double
+sched_now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* sched_jitter - uniform in [0, 1) from a xorshift64 seeded at start;
+ * retry jitter needs spread, not secrecy */
+static double
+sched_jitter(struct scheduler *s)
+{
+	uint64_t x = s->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	s->rng = x;
+	return (double)(x >> 11) / 9007199254740992.0;  /* 2^53 */
+}
+
+/* sched_domains - the domains of the recipients due at `now` into dom
+ * (cap entries, else a malloc'd array in *heap); returns how many */
+static size_t
+sched_domains(const struct sched_msg *m, time_t now, const char **dom, size_t cap,
+    const char ***heap)
+{
+	size_t n = 0;
+
+	*heap = NULL;
+	if (m->nrcpt > cap) {
+		*heap = xcalloc(m->nrcpt, sizeof(**heap));
+		dom = *heap;
+	}
+	for (size_t i = 0; i < m->nrcpt; i++)
+		if (m->rcpts[i].next_attempt <= now)
+			dom[n++] = util_addr_domain(m->rcpts[i].addr);
+	return n;
+}
+
+enum sched_gate { GATE_GO, GATE_UPSTREAM, GATE_DOMAIN };
+
+/* sched_gate - may m start on up now? GATE_GO has been committed to the
+ * throttle already; GATE_UPSTREAM sets up->thr_until (the whole upstream
+ * waits); GATE_DOMAIN sets m->due (only this message's domains wait) */
+static enum sched_gate
+sched_gate(struct sched_up *up, struct sched_msg *m)
+{
+	const char *stackdom[SCHED_DOMAINS_STACK], **heapdom, **dom;
+	double now = sched_now_real(), when;
+	size_t n;
+	enum sched_gate g = GATE_GO;
+
+	n = sched_domains(m, (time_t)now, stackdom, ARRAY_LEN(stackdom), &heapdom);
+	dom = heapdom ? heapdom : stackdom;
+	if (n == 0) {
+		/* a clock step: sched_data_cb sorts it out */
+		dom = NULL;
+		n = 1;
+	}
+	if ((when = throttle_when(up->thr, NULL, n, now)) > 0) {
+		up->thr_until = when;
+		g = GATE_UPSTREAM;
+	} else if ((when = throttle_when(up->thr, dom, n, now)) > 0) {
+		m->due = when;
+		g = GATE_DOMAIN;
+	} else {
+		up->thr_until = 0;
+		throttle_commit(up->thr, dom, n, now);
+		up->thr_dirty = 1;
+	}
+	free(heapdom);
+	return g;
+}
+
 /* sched_start - read the body through the store thread, then deliver */
 static void
 sched_start(struct scheduler *s, struct sched_msg *m)
@@ -280,24 +385,33 @@ sched_requeue(struct scheduler *s, struct sched_msg *m)
 	sched_heap_push(s, m);
 }
 
-/* sched_drain_blocked - start waiting messages while the upstream has room */
+/* sched_drain_blocked - start waiting messages while the upstream has
+ * room and its throttle allows; stops at a head the throttle holds */
 static void
 sched_drain_blocked(struct sched_up *up)
 {
 	struct sched_msg *m;
+	enum sched_gate g = GATE_GO;
 
-	while ((m = up->bhead) != NULL && (sched_can_start(up) ||
-	    (up->down_until > util_now() && !up->s->stopping))) {
+	while ((m = up->bhead) != NULL) {
+		int down = up->down_until > util_now() && !up->s->stopping;
+
+		if (!down && !sched_can_start(up))
+			break;
+		if (!down && (g = sched_gate(up, m)) == GATE_UPSTREAM)
+			break;
 		up->bhead = m->bnext;
 		if (up->bhead == NULL)
 			up->btail = NULL;
 		m->bnext = NULL;
-		if (up->down_until > util_now()) {
+		if (down) {
 			/* its upstream went down while it waited: route again */
 			sched_requeue(up->s, m);
-			continue;
+		} else if (g == GATE_DOMAIN) {
+			sched_heap_push(up->s, m);      /* due = its domain's turn */
+		} else {
+			sched_start(up->s, m);
 		}
-		sched_start(up->s, m);
 	}
 }
 
@@ -314,14 +428,17 @@ sched_block(struct sched_up *up, struct sched_msg *m)
 }
 
 /* sched_tick - start what is due */
+static void sched_save_counters(struct scheduler *s, int force);
+
 static void
 sched_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct scheduler *s = arg;
-	time_t now = util_now();
+	double now = sched_now_real();
 
 	if (s->stopping)
 		return;
+	sched_save_counters(s, 0);
 	for (size_t i = 0; i < s->nups; i++)
 		sched_drain_blocked(&s->ups[i]);
 	while (s->nheap > 0 && s->heap[0]->due <= now) {
@@ -335,10 +452,21 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 			sched_heap_push(s, m);
 			continue;
 		}
-		if (m->up->bhead == NULL && sched_can_start(m->up))
-			sched_start(s, m);
-		else
+		if (m->up->bhead != NULL || !sched_can_start(m->up)) {
 			sched_block(m->up, m);
+			continue;
+		}
+		switch (sched_gate(m->up, m)) {
+		case GATE_GO:
+			sched_start(s, m);
+			break;
+		case GATE_UPSTREAM:
+			sched_block(m->up, m);
+			break;
+		case GATE_DOMAIN:
+			sched_heap_push(s, m);  /* due > now: not popped again */
+			break;
+		}
 	}
 	sched_arm(s);
 }
@@ -348,17 +476,25 @@ static void
 sched_arm(struct scheduler *s)
 {
 	long interval = s->conf->queue.scan_interval > 0 ? s->conf->queue.scan_interval : 1;
-	struct timeval tv = { interval, 0 };
-	time_t now = util_now();
+	struct timeval tv;
+	double now = sched_now_real(), d = (double)interval;
 
 	if (s->stopping || s->freeing)
 		return;
-	if (s->nheap > 0) {
-		time_t d = s->heap[0]->due - now;
-		if (d < 0)
-			d = 0;
-		if (d < interval)
-			tv.tv_sec = (long)d;
+	if (s->nheap > 0 && s->heap[0]->due - now < d)
+		d = s->heap[0]->due - now;
+	/* a FIFO held by its throttle wakes when the throttle lets it go */
+	for (size_t i = 0; i < s->nups; i++)
+		if (s->ups[i].bhead != NULL && s->ups[i].thr_until > 0 &&
+		    s->ups[i].thr_until - now < d)
+			d = s->ups[i].thr_until - now;
+	if (d < 0)
+		d = 0;
+	tv.tv_sec = (long)d;
+	tv.tv_usec = (long)((d - (double)tv.tv_sec) * 1e6) + 1000;
+	if (tv.tv_usec >= 1000000) {
+		tv.tv_sec++;
+		tv.tv_usec -= 1000000;
 	}
 	evtimer_add(s->timer, &tv);
 }
@@ -397,16 +533,6 @@ sched_dsn(const char *reply, int cls, char *dsn, size_t len)
 	dsn[0] = (char)('0' + cls);
 }
 
-/* sched_now_real - wall clock with fractions, for delay= */
-static double
-sched_now_real(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* sched_job_free - release one attempt's memory */
 static void
 sched_job_free(struct sched_job *sj)
@@ -425,6 +551,86 @@ sched_too_many_rcpts(const struct upstream_rcpt *ur)
 	return ur->code == 452 && strncmp(ur->reply, "452 4.5.3", 9) == 0;
 }
 
+/* sched_classify - classify.h's verdict on one reply line as kept by
+ * the upstream module: "421 4.7.0 Too many messages" */
+static enum classify_class
+sched_classify(const struct upstream_rcpt *ur)
+{
+	const char *p = ur->reply, *text;
+	char enh[SCHED_DSN_MAX] = "";
+	size_t n = 0;
+
+	if (strlen(p) >= 3)
+		p += 3;
+	if (*p == ' ' || *p == '-')
+		p++;
+	while (p[n] != '\0' && p[n] != ' ' && n < sizeof(enh) - 1 &&
+	    ((p[n] >= '0' && p[n] <= '9') || p[n] == '.'))
+		n++;
+	if (n > 0 && (p[n] == ' ' || p[n] == '\0') && strchr(p, '.') != NULL &&
+	    strchr(p, '.') < p + n) {
+		memcpy(enh, p, n);
+		enh[n] = '\0';
+		text = p + n;
+		while (*text == ' ')
+			text++;
+	} else {
+		text = p;
+	}
+	return classify_reply(ur->code, enh, text, strlen(text));
+}
+
+/* sched_rate_str - "5/s", or "unlimited" for no rate */
+static const char *
+sched_rate_str(double r, char *buf, size_t len)
+{
+	if (r <= 0)
+		snprintf(buf, len, "unlimited");
+	else
+		snprintf(buf, len, "%.3g/s", r);
+	return buf;
+}
+
+/* sched_throttled - a throttling reply: slow the upstream down and log
+ * it once per suspension; returns when its recipients may be retried */
+static time_t
+sched_throttled(struct sched_up *up, const char *reply)
+{
+	struct throttle_status before, after;
+	double now = sched_now_real(), until;
+	char r1[32], r2[32];
+
+	throttle_state(up->thr, now, &before);
+	until = throttle_on_throttled(up->thr, reply, now);
+	throttle_state(up->thr, now, &after);
+	if (after.suspended_until != before.suspended_until ||
+	    after.rate_current != before.rate_current)
+		log_warn("upstream %s: throttled (%s); rate %s -> %s, suspended for %.0fs",
+		    up->cu->name, reply, sched_rate_str(before.rate_current, r1, sizeof(r1)),
+		    sched_rate_str(after.rate_current, r2, sizeof(r2)), until - now);
+	else
+		log_debug("upstream %s: throttled again while suspended (%s)",
+		    up->cu->name, reply);
+	return (time_t)until + (until > (double)(time_t)until ? 1 : 0);
+}
+
+/* sched_succeeded - a delivered message: the rate recovers step by step */
+static void
+sched_succeeded(struct sched_up *up)
+{
+	struct throttle_status before, after;
+	double now = sched_now_real();
+	char r1[32], r2[32];
+
+	throttle_state(up->thr, now, &before);
+	throttle_on_success(up->thr, now);
+	throttle_state(up->thr, now, &after);
+	if (after.rate_current != before.rate_current)
+		log_info("upstream %s: rate %s -> %s (recovering)", up->cu->name,
+		    sched_rate_str(before.rate_current, r1, sizeof(r1)),
+		    sched_rate_str(after.rate_current, r2, sizeof(r2)));
+}
+
 /* sched_done - the upstream answered for every recipient of the job */
 static void
 sched_done(struct upstream_job *job, void *arg)
@@ -439,7 +645,8 @@ sched_done(struct upstream_job *job, void *arg)
 	size_t keep = 0;
 	unsigned char *gone;
 	struct sched_up *alt;
-	int failover, split;
+	int failover, split, sent = 0;
+	time_t thr_retry = 0;
 
 	s->inflight--;
 	m->in_flight = 0;
@@ -461,6 +668,14 @@ sched_done(struct upstream_job *job, void *arg)
 	for (size_t i = 0; i < job->nrcpt; i++)
 		if (!sched_too_many_rcpts(&job->rcpts[i]))
 			split = 1;
+	/* One throttling answer slows the whole upstream down, once per job;
+	 * a failed connection is the upstream being down, not throttling. */
+	for (size_t i = 0; i < job->nrcpt && !job->unreachable; i++) {
+		if (sched_classify(&job->rcpts[i]) == CLASSIFY_THROTTLE) {
+			thr_retry = sched_throttled(m->up, job->rcpts[i].reply);
+			break;
+		}
+	}
 	res = xcalloc(job->nrcpt, sizeof(*res));
 	gone = xcalloc(m->nrcpt, 1);
 	if (delay < 0)
@@ -474,6 +689,12 @@ sched_done(struct upstream_job *job, void *arg)
 
 		if (cls != 2 && cls != 5)
 			cls = 4;                /* anything odd is retried */
+		/* A sending quota answered as 5xx is throttling: deferred. */
+		int throttled = thr_retry != 0 && sched_classify(ur) == CLASSIFY_THROTTLE;
+		if (throttled)
+			cls = 4;
+		if (cls == 2)
+			sent = 1;
 		/* Every answer is an attempt, whatever its class: the store's
 		 * attempts is the total, also for 'sent' and 'bounced'. */
 		r->attempts++;
@@ -490,10 +711,13 @@ sched_done(struct upstream_job *job, void *arg)
 		} else {
 			if (now - m->received_at >= q->max_lifetime) {
 				status = "bounced";
+			} else if (throttled) {
+				/* after the suspension, when the upstream listens again */
+				status = "deferred";
+				r->next_attempt = thr_retry > now ? thr_retry : now;
 			} else {
-				size_t k = q->nretry ? (size_t)(r->attempts - 1) : 0;
-				long wait = q->nretry ? q->retry[k < q->nretry ? k : q->nretry - 1]
-				    : SCHED_RETRY_DEFAULT;
+				long wait = throttle_retry_delay(q->retry, q->nretry,
+				    r->attempts - 1, sched_jitter(s));
 				status = "deferred";
 				r->next_attempt = now + wait;
 			}
@@ -526,6 +750,8 @@ sched_done(struct upstream_job *job, void *arg)
 		m->rcpts[keep++] = m->rcpts[i];
 	}
 	m->nrcpt = keep;
+	if (sent)
+		sched_succeeded(m->up);
 	store_record(s->srv->store, m->id, res, job->nrcpt, keep == 0, NULL, NULL);
 	free(res);
 	free(gone);
@@ -564,7 +790,8 @@ sched_data_cb(int err, char *data, size_t len, void *arg)
 		}
 		if (err || data == NULL) {
 			/* No attempt counted: the upstream never saw it. */
-			long wait = s->conf->queue.nretry ? s->conf->queue.retry[0] : SCHED_RETRY_DEFAULT;
+			long wait = s->conf->queue.nretry ? s->conf->queue.retry[0] :
+			    THROTTLE_RETRY_BASE;
 			log_err("%s: cannot read the message from the queue (store error %d); "
 			    "retry in %lds", m->queue_id, err, wait);
 			for (size_t i = 0; i < m->nrcpt; i++)
@@ -639,6 +866,154 @@ sched_add_msg(struct scheduler *s, const struct store_qmsg *qm)
 	sched_requeue(s, m);
 }
 
+/* sched_counters_encode - the day counters as text lines, for the store:
+ *   outpost-counters 1 / first FIRST_DAY / day DAY MSGS... /
+ *   slot START MSGS RCPTS...
+ * Text keeps the blob readable with the sqlite3 shell and independent of
+ * the machine's integer sizes. Returns a malloc'd string. */
+static char *
+sched_counters_encode(const struct throttle_daily *d, size_t *len)
+{
+	size_t cap = 64 + (d->ndays + d->nslots) * 80, n;
+	char *buf = xmalloc(cap);
+
+	n = (size_t)snprintf(buf, cap, "%s\nfirst %lld\n", SCHED_COUNTERS_MAGIC,
+	    (long long)d->first_day);
+	for (size_t i = 0; i < d->ndays && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "day %lld %lu\n",
+		    (long long)d->days[i].day, d->days[i].msgs);
+	for (size_t i = 0; i < d->nslots && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "slot %lld %lu %lu\n",
+		    (long long)d->slots[i].start, d->slots[i].msgs, d->slots[i].rcpts);
+	if (n >= cap)
+		fatalx("scheduler: counters encoding overflow");
+	*len = n;
+	return buf;
+}
+
+/* sched_counters_decode - parse what sched_counters_encode wrote (it is
+ * our own data, but a damaged row must not crash or overflow: every line
+ * is checked and the counts are bounded). Returns 0 or -1. */
+static int
+sched_counters_decode(const char *text, struct throttle_daily *d)
+{
+	const char *p = text, *nl;
+	char line[128];
+	long long a;
+	unsigned long b, c;
+	int first = 1;
+
+	memset(d, 0, sizeof(*d));
+	d->first_day = -1;
+	for (; *p; p = nl + 1) {
+		size_t n;
+		int end;
+
+		if ((nl = strchr(p, '\n')) == NULL)
+			return -1;
+		n = (size_t)(nl - p);
+		if (n >= sizeof(line))
+			return -1;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		end = -1;
+		if (first) {
+			if (strcmp(line, SCHED_COUNTERS_MAGIC) != 0)
+				return -1;
+			first = 0;
+		} else if (sscanf(line, "first %lld%n", &a, &end) == 1 &&
+		    (size_t)end == n) {
+			d->first_day = a;
+		} else if (sscanf(line, "day %lld %lu%n", &a, &b, &end) == 2 &&
+		    (size_t)end == n) {
+			if (d->ndays == ARRAY_LEN(d->days))
+				return -1;
+			d->days[d->ndays].day = a;
+			d->days[d->ndays++].msgs = b;
+		} else if (sscanf(line, "slot %lld %lu %lu%n", &a, &b, &c, &end) == 3 &&
+		    (size_t)end == n) {
+			if (d->nslots == ARRAY_LEN(d->slots))
+				return -1;
+			d->slots[d->nslots].start = a;
+			d->slots[d->nslots].msgs = b;
+			d->slots[d->nslots++].rcpts = c;
+		} else {
+			return -1;
+		}
+	}
+	return first ? -1 : 0;
+}
+
+/* sched_save_counters - changed day counters to the store, at most every
+ * SCHED_SAVE_EVERY seconds unless forced (shutdown) */
+static void
+sched_save_counters(struct scheduler *s, int force)
+{
+	time_t now = util_now();
+	struct throttle_daily *d;
+
+	if (!force && now - s->saved_at < SCHED_SAVE_EVERY)
+		return;
+	s->saved_at = now;
+	d = xmalloc(sizeof(*d));
+	for (size_t i = 0; i < s->nups; i++) {
+		struct sched_up *up = &s->ups[i];
+		char *blob;
+		size_t len;
+
+		if (!up->thr_dirty)
+			continue;
+		throttle_daily_export(up->thr, sched_now_real(), d);
+		blob = sched_counters_encode(d, &len);
+		store_save_counters(s->srv->store, up->cu->name, blob, len, NULL, NULL);
+		free(blob);
+		up->thr_dirty = 0;
+	}
+	free(d);
+}
+
+/* sched_load_counters - the saved day counters back into each throttle */
+static void
+sched_load_counters(struct scheduler *s)
+{
+	struct throttle_daily *d = xmalloc(sizeof(*d));
+
+	for (size_t i = 0; i < s->nups; i++) {
+		struct sched_up *up = &s->ups[i];
+		void *blob;
+		size_t len;
+		int r = store_load_counters(s->srv->store, up->cu->name, &blob, &len);
+
+		if (r == 1 && sched_counters_decode(blob, d) == 0)
+			throttle_daily_import(up->thr, d, sched_now_real());
+		else if (r == 1)
+			log_warn("upstream %s: saved day counters unreadable; starting "
+			    "from zero", up->cu->name);
+		free(blob);
+	}
+	free(d);
+}
+
+/* sched_throttle_config - an [upstream] section's limits for throttle_new */
+static void
+sched_throttle_config(const struct conf_upstream *cu, struct throttle_config *tc)
+{
+	memset(tc, 0, sizeof(*tc));
+	tc->rate = cu->rate;
+	tc->recipient_rate = cu->recipient_rate;
+	tc->daily_limit = cu->daily_limit;
+	tc->daily_rcpt_limit = cu->daily_rcpt_limit;
+	tc->domain_rates = cu->domain_rates;
+	tc->ndomain_rates = cu->ndomain_rates;
+	tc->max_daily_growth = cu->max_daily_growth;
+	tc->growth_seed = cu->growth_seed;
+	throttle_params_default(&tc->params);
+	if (cu->throttle_cooldown > 0)
+		tc->params.cooldown_initial = (double)cu->throttle_cooldown;
+	if (tc->params.cooldown_max < tc->params.cooldown_initial)
+		tc->params.cooldown_max = tc->params.cooldown_initial;
+}
+
 /* scheduler_new - one upstream per [upstream] section */
 struct scheduler *
 scheduler_new(struct server *srv, char *err, size_t errlen)
@@ -648,6 +1023,11 @@ scheduler_new(struct server *srv, char *err, size_t errlen)
 
 	s->srv = srv;
 	s->conf = c;
+	s->saved_at = util_now();
+	if (RAND_bytes((unsigned char *)&s->rng, sizeof(s->rng)) != 1)
+		fatalx("scheduler: RAND_bytes failed");
+	if (s->rng == 0)
+		s->rng = 0x9e3779b97f4a7c15ULL;     /* xorshift must not start at 0 */
 	s->timer = evtimer_new(srv->base, sched_tick, s);
 	if (s->timer == NULL)
 		fatalx("scheduler: evtimer_new failed");
@@ -655,6 +1035,7 @@ scheduler_new(struct server *srv, char *err, size_t errlen)
 	for (size_t i = 0; i < c->nupstreams; i++) {
 		char uerr[256];
 		struct sched_up *up = &s->ups[i];
+		struct throttle_config tc;
 		up->s = s;
 		up->cu = &c->upstreams[i];
 		up->u = upstream_new(srv, up->cu, uerr, sizeof(uerr));
@@ -664,6 +1045,8 @@ scheduler_new(struct server *srv, char *err, size_t errlen)
 			scheduler_free(s);
 			return NULL;
 		}
+		sched_throttle_config(up->cu, &tc);
+		up->thr = throttle_new(&tc, sched_now_real());
 		s->nups++;
 	}
 	return s;
@@ -691,6 +1074,7 @@ scheduler_load(struct scheduler *s)
 {
 	struct sched_load l = { s, 0 };
 
+	sched_load_counters(s);
 	if (store_load_queue(s->srv->store, sched_load_cb, &l) != 0)
 		return -1;
 	sched_arm(s);
@@ -727,6 +1111,7 @@ scheduler_stop(struct scheduler *s)
 {
 	s->stopping = 1;
 	evtimer_del(s->timer);
+	sched_save_counters(s, 1);
 	for (size_t i = 0; i < s->nups; i++)
 		upstream_close_idle(s->ups[i].u);
 }
@@ -739,6 +1124,8 @@ scheduler_free(struct scheduler *s)
 
 	if (s == NULL)
 		return;
+	if (!s->stopping)
+		sched_save_counters(s, 1);
 	s->freeing = 1;
 	s->stopping = 1;
 	evtimer_del(s->timer);
@@ -756,6 +1143,8 @@ scheduler_free(struct scheduler *s)
 	}
 	/* Messages whose body read is still queued at the store are left
 	 * to the process exit: their callback may never run. */
+	for (size_t i = 0; i < s->nups; i++)
+		throttle_free(s->ups[i].thr);
 	free(s->heap);
 	free(s->ups);
 	event_free(s->timer);

@@ -21,6 +21,7 @@ struct loopq;
 struct listener;
 struct dkim_signer;
 struct server;
+struct throttle_users;
 
 /* The DKIM keys in use, shared by every signing job. A job holds a
  * reference from submission to completion (both on the loop thread), so
@@ -45,6 +46,8 @@ struct server {
 	struct conf *conf;
 	struct auth_db *users;
 	struct auth_penalty *penalty;
+	struct throttle_users *user_limits; /* [server] user_rate /
+	                             * user_daily_limit; NULL when neither is set */
 	struct loopq *loopq;
 	struct signer *signer;
 	struct store *store;

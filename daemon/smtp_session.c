@@ -17,6 +17,10 @@
  * (pipelined input waits in the buffer), and if the client goes away the
  * session is freed when the job comes back, never under the job's feet.
  *
+ * [server] user_rate / user_daily_limit are counted per recipient at RCPT
+ * for the authenticated user (throttle.h); beyond them RCPT gets 451 4.7.1
+ * and the first refusal per day is logged as an ALERT line.
+ *
  * STARTTLS (RFC 3207 4.2): input already buffered after the STARTTLS line
  * is discarded, and HELO and AUTH state are forgotten after the handshake.
  */
@@ -27,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -49,6 +54,7 @@
 #include "smtp_parse.h"
 #include "smtp_session.h"
 #include "store.h"
+#include "throttle.h"
 #include "tls.h"
 #include "util.h"
 
@@ -627,6 +633,35 @@ cmd_mail(struct session *s, const char *args)
 	session_reply(s, "250 2.1.0 Ok");
 }
 
+/* session_user_allowed - [server] user_rate / user_daily_limit for one
+ * more recipient of the authenticated user; a refusal is answered here,
+ * and the first refusal per alert window is logged as an alert (a
+ * compromised account sends as fast as it can) */
+static int
+session_user_allowed(struct session *s)
+{
+	const struct conf_server *cs = &s->srv->conf->server;
+	struct timespec ts;
+	char esc[AUTH_NAME_MAX * 4 + 1];
+	int alert = 0;
+
+	if (s->user[0] == '\0' || s->srv->user_limits == NULL)
+		return 1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (throttle_user_check(s->srv->user_limits, s->user, 1,
+	    (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, &alert))
+		return 1;
+	log_esc(s->user, esc, sizeof(esc));
+	if (alert)
+		log_err("ALERT: user %s exceeded %s (possible compromised account)", esc,
+		    cs->user_rate.n && cs->user_daily_limit ? "user_rate or user_daily_limit" :
+		    cs->user_rate.n ? "user_rate" : "user_daily_limit");
+	log_info("%s: user %s: recipient refused, sending rate limit reached", s->id, esc);
+	session_reply(s, "451 4.7.1 Sending rate limit reached for user %s; try again later",
+	    esc);
+	return 0;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *args)
 {
@@ -653,6 +688,8 @@ cmd_rcpt(struct session *s, const char *args)
 		    s->srv->conf->server.max_recipients);
 		return;
 	}
+	if (!session_user_allowed(s))
+		return;
 	s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1, sizeof(*s->rcpts));
 	s->rcpt_notify = xreallocarray(s->rcpt_notify, s->nrcpt + 1, sizeof(*s->rcpt_notify));
 	s->rcpt_orcpt = xreallocarray(s->rcpt_orcpt, s->nrcpt + 1, sizeof(*s->rcpt_orcpt));

@@ -84,6 +84,10 @@ static const char store_schema[] =
     " relay TEXT,"
     " status TEXT NOT NULL,"
     " reply TEXT);"
+    "CREATE TABLE IF NOT EXISTS counters("
+    " upstream TEXT PRIMARY KEY,"
+    " data BLOB NOT NULL,"
+    " saved_at INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS recipients_due"
     " ON recipients(status, next_attempt_at);"
     "CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message_id);"
@@ -96,7 +100,7 @@ static const char store_schema[] =
 enum store_sql {
 	SQL_BEGIN, SQL_COMMIT, SQL_ROLLBACK,
 	SQL_INS_MSG, SQL_INS_RCPT, SQL_UPD_RCPT, SQL_INS_EVENT,
-	SQL_SEL_DATA, SQL_MSG_DONE,
+	SQL_SEL_DATA, SQL_MSG_DONE, SQL_PUT_COUNTERS,
 	SQL_COUNT
 };
 
@@ -117,6 +121,8 @@ static const char *const store_sql_text[SQL_COUNT] = {
 	[SQL_SEL_DATA] = "SELECT data FROM messages WHERE id = ?",
 	[SQL_MSG_DONE] = "UPDATE messages SET data = NULL, done_at = ?"
 	    " WHERE id = ?",
+	[SQL_PUT_COUNTERS] = "INSERT OR REPLACE INTO counters(upstream, data,"
+	    " saved_at) VALUES (?, ?, ?)",
 };
 
 /* Pending recipients with their message, in message order. length(data)
@@ -131,7 +137,8 @@ static const char store_sql_queue[] =
     " AND length(m.data) IS NOT NULL"
     " ORDER BY r.message_id, r.id";
 
-enum store_op { STORE_OP_COMMIT, STORE_OP_RECORD, STORE_OP_LOAD };
+enum store_op { STORE_OP_COMMIT, STORE_OP_RECORD, STORE_OP_LOAD,
+	STORE_OP_COUNTERS };
 
 struct store_item {
 	enum store_op op;
@@ -147,6 +154,10 @@ struct store_item {
 	struct store_result *res;   /* our own copies, strings included */
 	size_t nres;
 	int msg_done;
+	/* counters: our own copies */
+	char *name;
+	void *blob;
+	size_t bloblen;
 	/* load result, owned by data_cb once delivered */
 	char *data;
 	size_t len;
@@ -355,6 +366,8 @@ store_item_free(struct store_item *it)
 		free((char *)it->res[i].relay);
 	}
 	free(it->res);
+	free(it->name);
+	free(it->blob);
 	free(it);
 }
 
@@ -481,6 +494,22 @@ store_apply_record(struct store *s, struct store_item *it)
 	return SQLITE_OK;
 }
 
+/* store_apply_counters - replace one upstream's day counters */
+static int
+store_apply_counters(struct store *s, struct store_item *it)
+{
+	sqlite3_stmt *st = s->st[SQL_PUT_COUNTERS];
+
+	sqlite3_reset(st);
+	STORE_TRY(s, sqlite3_bind_text(st, 1, it->name, -1, SQLITE_STATIC), "bind");
+	STORE_TRY(s, sqlite3_bind_blob64(st, 2, it->blob ? it->blob : "",
+	    (sqlite3_uint64)it->bloblen, SQLITE_STATIC), "bind");
+	STORE_TRY(s, sqlite3_bind_int64(st, 3, (sqlite3_int64)util_now()), "bind");
+	STORE_TRY(s, sqlite3_step(st), "save counters");
+	sqlite3_reset(st);
+	return SQLITE_OK;
+}
+
 /* store_txn - apply items in one transaction; *at_begin if BEGIN failed */
 static int
 store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
@@ -501,6 +530,8 @@ store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
 	for (i = 0; i < n && rc == SQLITE_OK; i++) {
 		if (items[i]->op == STORE_OP_COMMIT)
 			rc = store_apply_commit(s, items[i]->msg);
+		else if (items[i]->op == STORE_OP_COUNTERS)
+			rc = store_apply_counters(s, items[i]);
 		else
 			rc = store_apply_record(s, items[i]);
 	}
@@ -517,6 +548,7 @@ store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
 	sqlite3_reset(s->st[SQL_UPD_RCPT]);
 	sqlite3_reset(s->st[SQL_INS_EVENT]);
 	sqlite3_reset(s->st[SQL_MSG_DONE]);
+	sqlite3_reset(s->st[SQL_PUT_COUNTERS]);
 	if (!sqlite3_get_autocommit(s->db)) {
 		sqlite3_step(s->st[SQL_ROLLBACK]);
 		sqlite3_reset(s->st[SQL_ROLLBACK]);
@@ -837,6 +869,62 @@ store_record(struct store *s, int64_t msg_id, const struct store_result *res,
 		}
 	}
 	store_enqueue(s, it);
+}
+
+/* store_save_counters - copy the blob now, write it with the next batch */
+void
+store_save_counters(struct store *s, const char *upstream, const void *blob,
+    size_t len, store_done_fn cb, void *arg)
+{
+	struct store_item *it = xcalloc(1, sizeof(*it));
+
+	it->op = STORE_OP_COUNTERS;
+	it->name = xstrdup(upstream);
+	it->blob = xmalloc(len ? len : 1);
+	if (len)
+		memcpy(it->blob, blob, len);
+	it->bloblen = len;
+	it->done = cb;
+	it->arg = arg;
+	store_enqueue(s, it);
+}
+
+/* store_load_counters - one upstream's saved counters, synchronously */
+int
+store_load_counters(struct store *s, const char *upstream, void **blob, size_t *len)
+{
+	sqlite3_stmt *st;
+	const void *p;
+	int rc, n, r = -1;
+
+	*blob = NULL;
+	*len = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT data FROM counters WHERE upstream = ?",
+	    -1, &st, NULL) != SQLITE_OK) {
+		log_err("store: load counters: %s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	if (sqlite3_bind_text(st, 1, upstream, -1, SQLITE_STATIC) == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			r = 0;
+		} else if (rc == SQLITE_ROW) {
+			p = sqlite3_column_blob(st, 0);
+			n = sqlite3_column_bytes(st, 0);
+			if (p != NULL || n == 0) {
+				*blob = xmalloc((size_t)n + 1);
+				if (n > 0)
+					memcpy(*blob, p, (size_t)n);
+				((char *)*blob)[n] = '\0';
+				*len = (size_t)n;
+				r = 1;
+			}
+		}
+	}
+	if (r < 0)
+		log_err("store: load counters: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return r;
 }
 
 /* store_fail_next - fault injection: fail the next n commits with err */

@@ -17,6 +17,8 @@
  *              next_attempt_at, last_reply, upstream, notify, orcpt)
  *     status: 'queued' | 'deferred' | 'sent' | 'bounced' | 'suppressed'
  *   events(id, message_id, recipient_id, at, upstream, relay, status, reply)
+ *   counters(upstream, data BLOB, saved_at)   -- throttling's rolling-day
+ *            counters per upstream, in the scheduler's own encoding
  *   meta(key, value)   -- schema_version
  * Once every recipient of a message is final, its data is dropped
  * (data = NULL, done_at set); the rows stay as history.
@@ -143,6 +145,16 @@ int store_integrity_check(struct store *s);
  * committed by store_commit; commits / txns is the group-commit factor.
  * Thread-safe. */
 void store_stats(struct store *s, uint64_t *txns, uint64_t *commits);
+/* Throttling's day counters survive a restart (issue 4). The blob is
+ * opaque here (the scheduler encodes it). Saving is copied at once and
+ * written with the store thread's next batch; cb may be NULL. Loading is
+ * synchronous, before store_start like store_load_queue: returns 1 with
+ * *blob malloc'd (NUL-terminated, *len bytes before it; free() it), 0 if
+ * nothing was saved for that upstream, -1 on error. */
+void store_save_counters(struct store *s, const char *upstream, const void *blob,
+    size_t len, store_done_fn cb, void *arg);
+int store_load_counters(struct store *s, const char *upstream, void **blob,
+    size_t *len);
 /* ---- end of additions ---- */
 
 #endif

@@ -771,6 +771,7 @@ class Received:
         self.tls = _is_tls(server, session)
         auth = getattr(session, "auth_data", None)
         self.auth_login = getattr(auth, "login", None)
+        self.at = time.time()                   # when the final dot was answered
 
 
 class _Handler:
@@ -787,6 +788,8 @@ class _Handler:
         with self.up.lock:
             self.up.mail_attempts.append((address, _is_tls(server, session)))
             reply = self.up._next_reply(self.up.mail_replies, address)
+            if not reply:
+                reply = self.up._rate_reply()
         if reply:
             return reply
         envelope.mail_from = address
@@ -819,7 +822,10 @@ class Upstream:
       rcpt_replies[addr] / mail_replies[addr] / data_replies['*']:
         a str (always) or a list (one per attempt, then accept);
       greeting_replies: list of greetings for the next connections
-        (e.g. ['421 4.3.2 busy']), each closes the connection."""
+        (e.g. ['421 4.3.2 busy']), each closes the connection;
+      rate_limit = (N, reply): MAIL gets reply (e.g. '421 4.7.0 Too many
+        messages, slow down') while N transactions already began within
+        the last second, the way a provider's smarthost throttles."""
 
     def __init__(self, tls_files, password_file, port=None, tls=True, auth=True,
                  implicit=False):
@@ -842,6 +848,22 @@ class Upstream:
         self.greeting_replies = []
         self.connections = 0
         self.controller = None
+        self.rate_limit = None
+        self.rate_starts = []                   # time of each MAIL let through
+        self.rate_refused = 0
+
+    def _rate_reply(self):
+        """rate_limit's verdict on one more MAIL (lock held)."""
+        if not self.rate_limit:
+            return None
+        n, reply = self.rate_limit
+        now = time.time()
+        self.rate_starts = [t for t in self.rate_starts if now - t < 1.0]
+        if len(self.rate_starts) >= n:
+            self.rate_refused += 1
+            return reply
+        self.rate_starts.append(now)
+        return None
 
     def _next_reply(self, table, key):
         v = table.get(key)

@@ -174,7 +174,7 @@ def test_relay_wrong_upstream_password_defers(daemon_factory, upstream, client_f
 
 
 def test_relay_rcpt_451_is_retried(daemon_factory, upstream, client_factory, tls_ctx):
-    upstream.rcpt_replies["later@example.net"] = ["451 4.3.0 try again later"]
+    upstream.rcpt_replies["later@example.net"] = ["451 4.3.0 mailbox busy"]
     d = relay_daemon(daemon_factory, upstream)
     qid = submit(d, client_factory, tls_ctx, rcpts=("now@example.net", "later@example.net"))
     d.wait_log(status_re(qid, "later@example.net", "deferred") + r".*451")

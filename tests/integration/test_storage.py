@@ -26,14 +26,18 @@ def _fill(path):
     """Write a filler file until the file system is full."""
     filler = path / "filler"
     chunk = b"\0" * 65536
-    with open(filler, "wb") as f:
-        try:
-            for _ in range(10000):          # bounded: 640 MB at most
-                f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError:
-            pass
+    f = open(filler, "wb")
+    try:
+        for _ in range(10000):          # bounded: 640 MB at most
+            f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        pass
+    try:
+        f.close()
+    except OSError:
+        pass                            # what the full disk refused is still buffered
     return filler
 
 

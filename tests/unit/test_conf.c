@@ -725,6 +725,113 @@ test_example(void)
 }
 
 /* rm - nftw callback */
+/* error_at - exactly one error, on `line`, whose text contains `part` */
+static void
+error_at(const char *text, int line, const char *part, const char *what)
+{
+	struct conf *c = (struct conf *)1;
+	char prefix[PATH_MAX + 32];
+	int n = load(text, &c);
+
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", cpath, line);
+	is_int(n, 1, "%s: one error", what);
+	ok(c == NULL, "%s: no conf on error", what);
+	ok(errs && strncmp(errs, prefix, strlen(prefix)) == 0 && strstr(errs, part) != NULL,
+	    "%s: '%s' at line %d (%s)", what, part, line, errs ? errs : "");
+	conf_free(c);
+}
+
+/* test_throttle_keys - rate, daily limits, domain_rate, growth, user limits */
+static void
+test_throttle_keys(void)
+{
+	struct conf *c = NULL;
+	const struct conf_upstream *u;
+
+	is_int(load(LISTEN "[upstream u]\naddress = h.example:25\n", &c), 0,
+	    "throttle: defaults load");
+	if (c && (u = conf_upstream_find(c, "u")) != NULL) {
+		ok(u->rate.n == 0 && u->recipient_rate.n == 0, "throttle: no rates by default");
+		ok(u->daily_limit == 0 && u->daily_rcpt_limit == 0, "throttle: no daily limits");
+		ok(u->ndomain_rates == 0 && u->domain_rates == NULL, "throttle: no domain_rate");
+		ok(u->max_daily_growth == 0 && u->growth_seed == 0, "throttle: spike guard off");
+		is_int(u->throttle_cooldown, 30, "throttle: throttle_cooldown 30s");
+		ok(c->server.user_rate.n == 0 && c->server.user_daily_limit == 0,
+		    "throttle: no user limits");
+	}
+	conf_free(c);
+
+	is_int(load("[server]\nuser_rate = 30/minute\nuser_daily_limit = 500\n" LISTEN
+	    "[upstream u]\naddress = h.example:25\nrate = 10/second\n"
+	    "recipient_rate = 250/hour\ndaily_limit = 2000\ndaily_rcpt_limit = 10000\n"
+	    "domain_rate = gmail.com:20/minute, Yahoo.com:10/m\nmax_daily_growth = 2.5\n"
+	    "growth_seed = 1000\nthrottle_cooldown = 1s\n", &c), 0, "throttle: every key loads");
+	is_str(errs, "", "throttle: no messages");
+	if (c && (u = conf_upstream_find(c, "u")) != NULL) {
+		ok(u->rate.n == 10 && u->rate.period == 1, "throttle: rate 10/second");
+		ok(u->recipient_rate.n == 250 && u->recipient_rate.period == 3600,
+		    "throttle: recipient_rate 250/hour");
+		ok(u->daily_limit == 2000, "throttle: daily_limit");
+		ok(u->daily_rcpt_limit == 10000, "throttle: daily_rcpt_limit");
+		is_int(u->ndomain_rates, 2, "throttle: two domain rates");
+		if (u->ndomain_rates == 2) {
+			is_str(u->domain_rates[0].domain, "gmail.com", "throttle: first domain");
+			ok(u->domain_rates[0].rate.n == 20 && u->domain_rates[0].rate.period == 60,
+			    "throttle: gmail.com 20/minute");
+			is_str(u->domain_rates[1].domain, "yahoo.com",
+			    "throttle: domain lower-cased");
+		}
+		ok(u->max_daily_growth == 2.5, "throttle: max_daily_growth 2.5");
+		ok(u->growth_seed == 1000, "throttle: growth_seed");
+		is_int(u->throttle_cooldown, 1, "throttle: throttle_cooldown 1s");
+		ok(c->server.user_rate.n == 30 && c->server.user_rate.period == 60,
+		    "throttle: user_rate 30/minute");
+		ok(c->server.user_daily_limit == 500, "throttle: user_daily_limit");
+	}
+	conf_free(c);
+
+	is_int(load(LISTEN "[upstream u]\naddress = h.example:25\nmax_daily_growth = 0\n"
+	    "domain_rate =\n", &c), 0, "throttle: growth 0 and an empty domain_rate load");
+	if (c && (u = conf_upstream_find(c, "u")) != NULL)
+		ok(u->max_daily_growth == 0 && u->ndomain_rates == 0,
+		    "throttle: both mean off");
+	conf_free(c);
+
+#define UPU LISTEN "[upstream u]\naddress = h.example:25\n"
+	error_at(UPU "rate = 10/fortnight\n", 6, "rate: ", "throttle: bad rate unit");
+	error_at(UPU "rate = ten/second\n", 6, "rate: ", "throttle: bad rate number");
+	error_at(UPU "recipient_rate = 0/second\n", 6, "recipient_rate: ",
+	    "throttle: zero rate");
+	error_at("[server]\nuser_rate = 5\n" LISTEN, 2, "user_rate: ",
+	    "throttle: rate without a period");
+	error_at(UPU "domain_rate = gmail.com\n", 6, "domain_rate: ",
+	    "throttle: domain_rate without a rate");
+	error_at(UPU "domain_rate = a.com:1/s, A.com:2/s\n", 6, "domain_rate: ",
+	    "throttle: domain named twice");
+	error_at(UPU "daily_limit = -1\n", 6,
+	    "daily_limit: expected a whole number (0 = no limit) between 0 and 1000000000,"
+	    " got '-1'", "throttle: negative daily_limit");
+	error_at(UPU "daily_rcpt_limit = 1e3\n", 6, "daily_rcpt_limit: expected a whole number",
+	    "throttle: exponent in a count");
+	error_at("[server]\nuser_daily_limit = +5\n" LISTEN, 2,
+	    "user_daily_limit: expected a whole number", "throttle: sign in a count");
+	error_at(UPU "growth_seed = 1000000001\n", 6, "growth_seed: expected a whole number",
+	    "throttle: growth_seed above max");
+	{
+		static const char *const bad[] = { "2,5", "1e1", "0.5", ".5", "2.", "inf",
+		    "nan", "0x2", "-2", "+2", "2.0000001", "101", " ", "2 .0" };
+		char text[256];
+		for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+			snprintf(text, sizeof(text), UPU "max_daily_growth = %s\n", bad[i]);
+			error_at(text, 6, "max_daily_growth: expected 0 (off) or a decimal such as"
+			    " 2.0, between 1 and 100", bad[i]);
+		}
+	}
+	error_at(UPU "throttle_cooldown = 0\n", 6, "throttle_cooldown: expected a duration",
+	    "throttle: cooldown 0");
+#undef UPU
+}
+
 /* test_dkim_keys - dkim_key syntax; the keys themselves are dkim_key.c's */
 static void
 test_dkim_keys(void)
@@ -822,6 +929,7 @@ main(void)
 	test_networks();
 	test_example();
 	test_dkim_keys();
+	test_throttle_keys();
 	free(errs);
 	nftw(dir, rm, 8, FTW_DEPTH | FTW_PHYS);
 	return done();

@@ -14,7 +14,10 @@
  * deferred by [queue] retry and retried when due; 550 at RCPT bounced
  * without a retry; a 4xx past max_lifetime bounced; routing by [domain]
  * and default_upstream; scheduler_load picking up only pending recipients;
- * heap order over 1,000 messages with shuffled next attempts.
+ * heap order over 1,000 messages with shuffled next attempts; throttling:
+ * a daily_limit holds the extra message (queued, no attempt) also after a
+ * restart, through the counters table; a 5xx sending quota is deferred to
+ * the end of the suspension, not bounced.
  */
 #include "config.h"
 
@@ -137,6 +140,8 @@ fake_rcpt(struct fake *f, const char *line)
 	f->nrcpt++;
 	if (strncmp(a, "bounce", 6) == 0)
 		return "550 5.1.1 no such user here\r\n";
+	if (strncmp(a, "quota", 5) == 0 && !f->accept_all)
+		return "550 5.4.5 Daily user sending quota exceeded\r\n";
 	if (strncmp(a, "defer", 5) == 0 && !f->accept_all)
 		return "451 4.2.1 mailbox busy, try later\r\n";
 	return "250 2.1.5 ok\r\n";
@@ -514,6 +519,11 @@ write_conf(const struct env *e, const char *path, int local_maxc)
 	    "address = 127.0.0.1:%d\n"
 	    "tls = none\n"
 	    "connect_timeout = 2\n"
+	    "[upstream limited]\n"
+	    "address = maildir:%s/limited\n"
+	    "daily_limit = 2\n"
+	    "[domain limited.example]\n"
+	    "upstream = limited\n"
 	    "[domain routed.example]\n"
 	    "upstream = other\n"
 	    "[domain fake.example]\n"
@@ -526,7 +536,7 @@ write_conf(const struct env *e, const char *path, int local_maxc)
 	    "retry = 1s\n"
 	    "max_lifetime = 1m\n"
 	    "scan_interval = 1s\n",
-	    e->dir, e->dir, local_maxc, e->dir, fake.port, refused_port);
+	    e->dir, e->dir, local_maxc, e->dir, fake.port, refused_port, e->dir);
 	fclose(f);
 }
 
@@ -1035,6 +1045,84 @@ out:
 	free(order);
 }
 
+/* test_daily_limit - daily_limit = 2: the third message waits queued,
+ * without an attempt, and still waits after a restart */
+static void
+test_daily_limit(void)
+{
+	struct env e;
+	struct tmsg t[3];
+	struct want w[3];
+	char nd[PATH_MAX + 16];
+	const char *dir = case_dir("daily");
+
+	if (env_open(&e, dir, 0, 4) != 0) {
+		ok(0, "daily: configuration loads");
+		return;
+	}
+	for (int i = 0; i < 3; i++)
+		tmsg_init(&t[i], "ida@limited.example", i == 0 ? "d0@dest.example" :
+		    i == 1 ? "d1@dest.example" : "d2@dest.example", NULL, util_now(), 1);
+	ok(commit_all(t, 3) == 0, "daily: three messages committed");
+	w[0] = (struct want){ t[0].rids[0], "sent", 1 };
+	w[1] = (struct want){ t[1].rids[0], "sent", 1 };
+	w[2] = (struct want){ 0, NULL, 0 };
+	ok(run_until(want_met, w, 4000), "daily: the first two sent");
+	run_for(1500);          /* more than a scan_interval */
+	is_str(rcpt_status(t[2].rids[0]), "queued", "daily: the third waits, queued");
+	is_int(rcpt_attempts(t[2].rids[0]), 0, "daily: waiting is no attempt");
+	is_int(scheduler_pending(srv.sched), 1, "daily: still pending in the scheduler");
+	env_close(&e);
+	is_int(db_int("SELECT count(*) FROM counters WHERE upstream = 'limited'"), 1,
+	    "daily: counters saved at shutdown");
+	ok(strstr(db_text("SELECT data FROM counters WHERE upstream = 'limited'"),
+	    "outpost-counters 1\nfirst ") != NULL, "daily: counters in their text form");
+
+	if (env_open(&e, dir, 1, 4) != 0) {
+		ok(0, "daily: configuration loads again");
+		return;
+	}
+	is_int(e.loaded, 1, "daily: the waiting message loaded after a restart");
+	run_for(1500);
+	is_str(rcpt_status(t[2].rids[0]), "queued", "daily: still waits after a restart");
+	snprintf(nd, sizeof(nd), "%s/limited/new", e.dir);
+	is_int(files_in(nd), 2, "daily: two files delivered in all");
+	env_close(&e);
+}
+
+/* test_quota - 550 5.4.5 sending quota: deferred to the end of the
+ * upstream's suspension (default 30 s cool-down), never bounced */
+static void
+test_quota(void)
+{
+	struct env e;
+	struct tmsg t;
+	struct want w[2];
+	long long next;
+	time_t t0;
+
+	fake_reset(&fake);
+	if (env_open(&e, case_dir("quota"), 0, 4) != 0) {
+		ok(0, "quota: configuration loads");
+		return;
+	}
+	t0 = util_now();
+	tmsg_init(&t, "jim@fake.example", "quota1@dest.example", NULL, t0, 1);
+	ok(commit_all(&t, 1) == 0, "quota: message committed");
+	w[0] = (struct want){ t.rids[0], "deferred", 1 };
+	w[1] = (struct want){ 0, NULL, 0 };
+	ok(run_until(want_met, w, 4000), "quota: 550 5.4.5 is deferred, not bounced");
+	next = db_int("SELECT next_attempt_at FROM recipients WHERE id = %lld",
+	    (long long)t.rids[0]);
+	ok(next >= (long long)t0 + 29 && next <= (long long)util_now() + 31,
+	    "quota: retried after the 30 s suspension, not [queue] retry (%lld - %lld)",
+	    next, (long long)t0);
+	run_for(1500);
+	is_int(fake_saw(&fake, "quota1@dest.example"), 1, "quota: not retried meanwhile");
+	is_int(msg_dropped(t.sm.id), 0, "quota: data kept");
+	env_close(&e);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1042,7 +1130,8 @@ static const struct {
 	{ "maildir", test_maildir }, { "refused", test_refused },
 	{ "bounce", test_bounce }, { "lifetime", test_lifetime },
 	{ "routing", test_routing }, { "reload", test_reload },
-	{ "heap", test_heap },
+	{ "heap", test_heap }, { "daily_limit", test_daily_limit },
+	{ "quota", test_quota },
 };
 
 int

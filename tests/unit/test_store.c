@@ -486,6 +486,24 @@ main(void)
 	printf("# totals: %llu txns for %llu commits\n",
 	    (unsigned long long)txns, (unsigned long long)commits);
 
+	/* day counters: replaced per upstream, binary-safe, names bound */
+	{
+		static struct res c1, c2, c3;
+		static const char bin[] = "slot\0 1 2\n\xff";
+
+		pending += 3;
+		store_save_counters(s, "main", "first", 5, done_cb, &c1);
+		store_save_counters(s, "main", "second version", 14, done_cb, &c2);
+		store_save_counters(s, evil, bin, sizeof(bin), done_cb, &c3);
+		ok(run() && c1.err == STORE_OK && c2.err == STORE_OK && c3.err == STORE_OK,
+		    "store_save_counters: three saves done");
+		is_int(raw_int("SELECT count(*) FROM counters", 0), 2,
+		    "counters: one row per upstream");
+		ok(raw_int("SELECT count(*) FROM messages", 0) > NMSG,
+		    "counters: hostile upstream name harmless");
+		store_save_counters(s, "empty", NULL, 0, NULL, NULL);
+	}
+
 	/* close with work still queued: it is finished, callbacks posted */
 	memset(&r3, 0, sizeof(r3));
 	out[0] = (struct store_result){ msgs[4].rids[0], "deferred", 1,
@@ -504,6 +522,29 @@ main(void)
 	if (s == NULL)
 		return done();
 	is_int(store_integrity_check(s), 0, "integrity_check ok");
+	{
+		static const char bin[] = "slot\0 1 2\n\xff";
+		void *blob = (void *)1;
+		size_t blen = 99;
+
+		is_int(store_load_counters(s, "main", &blob, &blen), 1,
+		    "store_load_counters: found after a reopen");
+		ok(blen == 14 && blob && memcmp(blob, "second version", 14) == 0 &&
+		    ((char *)blob)[14] == '\0', "store_load_counters: the last save, NUL-terminated");
+		free(blob);
+		is_int(store_load_counters(s, evil, &blob, &blen), 1,
+		    "store_load_counters: hostile name");
+		ok(blen == sizeof(bin) && blob && memcmp(blob, bin, blen) == 0,
+		    "store_load_counters: binary blob intact");
+		free(blob);
+		is_int(store_load_counters(s, "empty", &blob, &blen), 1,
+		    "store_load_counters: empty blob saved");
+		ok(blen == 0 && blob != NULL, "store_load_counters: empty blob loads empty");
+		free(blob);
+		is_int(store_load_counters(s, "nobody", &blob, &blen), 0,
+		    "store_load_counters: 0 for an upstream never saved");
+		ok(blob == NULL && blen == 0, "store_load_counters: nothing returned");
+	}
 	memset(&l, 0, sizeof(l));
 	l.ordered = 1;
 	l.want_id = b_id;
