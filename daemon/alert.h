@@ -43,6 +43,7 @@ void alert_free(struct alert *a);
 /* cause: a short stable key ("upstream-auth:main"); summary: one line;
  * details and advice may be NULL. Text may be untrusted (upstream
  * replies): logged escaped, mailed cleaned by bounce.c. */
+/* a may be NULL: then only the log line. */
 void alert_raise(struct alert *a, const char *cause, const char *summary,
     const char *details, const char *advice);
 

@@ -28,9 +28,11 @@
 #include <event2/thread.h>
 #include <openssl/ssl.h>
 
+#include "alert.h"
 #include "auth.h"
 #include "conf.h"
 #include "dns.h"
+#include "inject.h"
 #include "listener.h"
 #include "log.h"
 #include "loopq.h"
@@ -72,8 +74,10 @@ main_stop_check(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { 0, 100 * 1000 };
 	int64_t waited = util_mono_ms() - stop_started;
 
-	if ((server.nsessions == 0 && scheduler_inflight(server.sched) == 0) ||
-	    waited > STOP_GRACE * 1000) {
+	/* A DSN or alert whose commit is under way is waited for too: its
+	 * completion runs on the loop. */
+	if ((server.nsessions == 0 && scheduler_inflight(server.sched) == 0 &&
+	    inject_inflight() == 0) || waited > STOP_GRACE * 1000) {
 		if (server.nsessions || scheduler_inflight(server.sched))
 			log_warn("stopping with %d sessions and %zu deliveries still open "
 			    "(deliveries will be retried)", server.nsessions,
@@ -259,6 +263,7 @@ main(int argc, char **argv)
 		fatalx("queue %s: cannot load", dbpath);
 	if (store_start(server.store, server.loopq) < 0)
 		fatalx("queue %s: cannot start the store thread", dbpath);
+	server.alert = alert_new(&server, 0, 0);
 
 	server.listeners = xcalloc(server.conf->nlistens, sizeof(*server.listeners));
 	for (size_t i = 0; i < server.conf->nlistens; i++) {
@@ -286,6 +291,8 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < server.nlisteners; i++)
 		listener_free(server.listeners[i]);
 	free(server.listeners);
+	alert_free(server.alert);
+	server.alert = NULL;
 	scheduler_free(server.sched);
 	signer_free(server.signer);
 	store_close(server.store);

@@ -20,6 +20,7 @@ struct dns;
 struct loopq;
 struct listener;
 struct dkim_signer;
+struct alert;
 struct server;
 struct throttle_users;
 
@@ -54,6 +55,7 @@ struct server {
 	struct scheduler *sched;
 	struct dns *dns;
 	struct server_dkim *dkim;   /* current keys (never NULL once started) */
+	struct alert *alert;        /* postmaster alerts; NULL in tools and tests */
 	struct listener **listeners;
 	size_t nlisteners;
 	int nsessions;              /* open submission sessions, all listeners */

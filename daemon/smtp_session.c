@@ -40,6 +40,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "alert.h"
 #include "auth.h"
 #include "conf.h"
 #include "dkim_key.h"
@@ -652,10 +653,20 @@ session_user_allowed(struct session *s)
 	    (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, &alert))
 		return 1;
 	log_esc(s->user, esc, sizeof(esc));
-	if (alert)
-		log_err("ALERT: user %s exceeded %s (possible compromised account)", esc,
-		    cs->user_rate.n && cs->user_daily_limit ? "user_rate or user_daily_limit" :
-		    cs->user_rate.n ? "user_rate" : "user_daily_limit");
+	if (alert) {
+		/* Once per window per user: a compromised account is the
+		 * usual cause, and the admin should hear of it by mail. */
+		char cause[AUTH_NAME_MAX + 16], summary[AUTH_NAME_MAX * 4 + 128];
+		snprintf(cause, sizeof(cause), "user-limit:%.200s", esc);
+		snprintf(summary, sizeof(summary), "user %.200s exceeded %s (possible compromised "
+		    "account)", esc, cs->user_rate.n && cs->user_daily_limit ?
+		    "user_rate or user_daily_limit" : cs->user_rate.n ? "user_rate" :
+		    "user_daily_limit");
+		alert_raise(s->srv->alert, cause, summary, "Further recipients from this "
+		    "user get 451 4.7.1 until the limit allows again.", "If the user did not "
+		    "send this mail, change the password (outpostctl passwd) and check the "
+		    "computer; otherwise raise user_rate / user_daily_limit");
+	}
 	log_info("%s: user %s: recipient refused, sending rate limit reached", s->id, esc);
 	session_reply(s, "451 4.7.1 Sending rate limit reached for user %s; try again later",
 	    esc);

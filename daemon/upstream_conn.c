@@ -55,6 +55,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "alert.h"
 #include "conf.h"
 #include "dns.h"
 #include "log.h"
@@ -1167,9 +1168,14 @@ up_auth_failed(struct up_conn *c, const struct smtp_reply *r)
 	int code = r->code / 100 == 4 ? r->code : 454;
 
 	smtp_reply_format(r, text, sizeof(text));
-	if (r->code == 535 || r->code / 100 == 5)
-		log_err("upstream %s: authentication failed; check username/password_file "
-		    "(%s said: %s)", u->cu->name, c->relay, text);
+	if (r->code == 535 || r->code / 100 == 5) {
+		char cause[CONF_NAME_MAX + 16], summary[CONF_NAME_MAX + 64];
+		snprintf(cause, sizeof(cause), "upstream-auth:%s", u->cu->name);
+		snprintf(summary, sizeof(summary), "upstream %s refused our AUTH; its mail "
+		    "is deferred, not bounced", u->cu->name);
+		alert_raise(u->srv->alert, cause, summary, text, "check username and "
+		    "password_file in this [upstream] section, then restart outpostd");
+	}
 	/* The same credentials would fail for every waiting job as well:
 	 * defer them all now rather than repeat a refused login. */
 	upstream_defer_waiting(u, c->relay, code, text);

@@ -167,6 +167,10 @@ def test_relay_wrong_upstream_password_defers(daemon_factory, upstream, client_f
     d.wait_log(status_re(qid, "bob@example.net", "deferred"))
     assert upstream.messages() == []
     assert not re.search(rf"{re.escape(qid)}: to=<bob@example\.net>.*status=bounced", d.log())
+    # The admin is told (C6): one alert, queued for postmaster from <>.
+    d.wait_log(r"ALERT upstream-auth:main: upstream main refused our AUTH; its mail is "
+               r"deferred, not bounced")
+    d.wait_log(r"from=<>, size=\d+, nrcpt=1, origin=alert")
 
 
 # ---------------------------------------------------------------------------

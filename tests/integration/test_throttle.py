@@ -105,8 +105,17 @@ def test_user_rate_at_rcpt_alerts_once(daemon_factory, client_factory, tls_ctx):
     b.login(tls_ctx, "bob", BOB_PW)
     assert b.cmd("MAIL FROM:<bob@example.com>").code == 250
     assert b.cmd("RCPT TO:<r2@example.net>").code == 250, "another user is not limited"
-    d.wait_log(r"ALERT: user alice exceeded user_rate \(possible compromised account\)")
-    assert len(re.findall(r"ALERT: user alice", d.log())) == 1, "one alert per window"
+    d.wait_log(r"ALERT user-limit:alice: user alice exceeded user_rate "
+               r"\(possible compromised account\)")
+    assert len(re.findall(r"ALERT user-limit:alice", d.log())) == 1, "one alert per window"
+    # The postmaster gets it by mail too, from <>, through the normal queue.
+    d.wait_log(r"from=<>, size=\d+, nrcpt=1, origin=alert")
+    alerts = wait_until(lambda: [m for m in d.maildir_messages()
+                                 if b"Cause: user-limit:alice" in m],
+                        10, "the alert mail in the maildir")
+    assert b"Subject: outpost alert: user alice exceeded user_rate" in alerts[0]
+    assert b"Auto-Submitted: auto-generated" in alerts[0]
+    assert b"To: <postmaster@" in alerts[0]
 
 
 def test_5xx_sending_quota_is_deferred_not_bounced(daemon_factory, upstream_factory,
