@@ -257,10 +257,11 @@ static const struct setting settings[] = {
 	{ QUE(retry), .key = "retry", .type = T_DURS,
 	  .noff = offsetof(struct conf_queue, nretry),
 	  .def = "1m, 5m, 15m, 30m, 1h", .min = 1, .max = 7 * DAY },
+	/* 1s minimums: tests and trials see expiry and delay DSNs in seconds */
 	{ QUE(max_lifetime), .key = "max_lifetime", .type = T_DUR,
-	  .def = "5d", .min = 60, .max = 60 * DAY },
+	  .def = "5d", .min = 1, .max = 60 * DAY },
 	{ QUE(delay_warning), .key = "delay_warning", .type = T_DUR,
-	  .def = "4h", .min = 60, .max = 60 * DAY },
+	  .def = "4h", .min = 1, .max = 60 * DAY },
 	{ QUE(scan_interval), .key = "scan_interval", .type = T_DUR,
 	  .def = "1s", .min = 1, .max = 3600 },
 };

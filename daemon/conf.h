@@ -112,7 +112,7 @@ struct conf_queue {
 	long retry[CONF_RETRY_MAX]; /* seconds between attempts; last repeats */
 	size_t nretry;              /* default 1m, 5m, 15m, 30m, 1h */
 	long max_lifetime;          /* default 5d: then the message bounces */
-	long delay_warning;         /* default 4h (used by DSN, later) */
+	long delay_warning;         /* default 4h: then a delay DSN (NOTIFY=DELAY) */
 	long scan_interval;         /* default 1s: how often the scheduler wakes */
 };
 

@@ -33,6 +33,14 @@
  * (exponential with jitter past the listed steps), or bounced once
  * max_lifetime has passed.
  * Each is logged Postfix-style and recorded through store_record();
+ * DSNs (RFC 3464) go to the envelope sender through inject_message,
+ * one per attempt for all its failed recipients (NOTIFY unset or
+ * FAILURE: RFC 3461 4.1's default), and one per recipient and message
+ * for a delay once [queue] delay_warning has passed, but only when
+ * NOTIFY=DELAY was asked for explicitly (RFC 3461 4.1 lets the MTA
+ * choose; Postfix also sends none by default). A null-sender message
+ * never gets a DSN (RFC 3464 2): its failure is a postmaster alert
+ * ("double-bounce"). Policy and blocklist refusals alert too.
  * the store learns nothing of a delivery before its reply came back, so
  * a crash in between sends the message again (RELIABILITY Q3).
  *
@@ -44,16 +52,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/event.h>
 #include <openssl/rand.h>
 
+#include "alert.h"
+#include "bounce.h"
 #include "classify.h"
 #include "conf.h"
+#include "inject.h"
 #include "log.h"
 #include "scheduler.h"
 #include "server.h"
+#include "smtp_parse.h"
 #include "store.h"
 #include "throttle.h"
 #include "upstream.h"
@@ -71,6 +84,9 @@ struct sched_rcpt {
 	char *addr;
 	int attempts;
 	time_t next_attempt;
+	int notify;                 /* SMTP_NOTIFY_* */
+	char *orcpt;                /* "rfc822;addr" or NULL */
+	int delay_notified;
 };
 
 struct sched_up;
@@ -83,6 +99,8 @@ struct sched_msg {
 	size_t size;
 	int body_8bit;
 	int smtputf8;
+	int ret;                    /* SMTP_RET_* */
+	char *envid;                /* or NULL */
 	struct sched_rcpt *rcpts;   /* pending only */
 	size_t nrcpt;
 	double due;                 /* heap key: earliest next_attempt, or
@@ -193,10 +211,13 @@ sched_heap_pop(struct scheduler *s)
 static void
 sched_msg_free(struct sched_msg *m)
 {
-	for (size_t i = 0; i < m->nrcpt; i++)
+	for (size_t i = 0; i < m->nrcpt; i++) {
 		free(m->rcpts[i].addr);
+		free(m->rcpts[i].orcpt);
+	}
 	free(m->rcpts);
 	free(m->sender);
+	free(m->envid);
 	free(m);
 }
 
@@ -631,6 +652,182 @@ sched_succeeded(struct sched_up *up)
 		    sched_rate_str(after.rate_current, r2, sizeof(r2)));
 }
 
+/* One recipient's outcome that a DSN or an alert reports. */
+struct sched_note {
+	size_t ri;                  /* index in m->rcpts */
+	const char *reply;          /* the job's reply line */
+	char status[SCHED_DSN_MAX]; /* RFC 3463 code */
+	enum classify_class cls;
+};
+
+/* A DSN being queued: for the log line once it has its queue id. */
+struct sched_dsn_job {
+	char qid[QUEUE_ID_LEN + 1];
+	enum bounce_kind kind;
+};
+
+/* sched_dsn_queued - inject's answer: one Postfix-worded line */
+static void
+sched_dsn_queued(int err, const char *queue_id, void *arg)
+{
+	struct sched_dsn_job *dj = arg;
+	const char *what = dj->kind == BOUNCE_DELAYED ? "delay" : "non-delivery";
+
+	if (err == STORE_OK)
+		log_info("%s: sender %s notification: %s", dj->qid, what, queue_id);
+	else
+		log_err("%s: sender %s notification not queued (error %d)", dj->qid,
+		    what, err);
+	free(dj);
+}
+
+/* sched_remote_mta - the upstream's host name out of "host[ip]:port";
+ * "" for the maildir upstream or no connection */
+static void
+sched_remote_mta(const char *relay, char *host, size_t len)
+{
+	size_t n = strcspn(relay, "[");
+
+	host[0] = '\0';
+	if (strncmp(relay, "maildir:", 8) == 0 || relay[n] != '[' || n == 0 || n >= len)
+		return;
+	memcpy(host, relay, n);
+	host[n] = '\0';
+}
+
+/* sched_wants_dsn - RFC 3461 4.1: NOTIFY=NEVER never; no NOTIFY means
+ * FAILURE (and, by our choice, no delay notices); otherwise as listed */
+static int
+sched_wants_dsn(int notify, enum bounce_kind kind)
+{
+	if (notify & SMTP_NOTIFY_NEVER)
+		return 0;
+	if (kind == BOUNCE_DELAYED)
+		return (notify & SMTP_NOTIFY_DELAY) != 0;
+	return notify == 0 || (notify & SMTP_NOTIFY_FAILURE) != 0;
+}
+
+/* sched_send_dsn - one DSN of this kind for the noted recipients that
+ * asked for it, to the original sender, from <> */
+static void
+sched_send_dsn(struct scheduler *s, const struct sched_msg *m, const struct sched_job *sj,
+    const struct sched_note *notes, size_t n, enum bounce_kind kind, time_t now)
+{
+	const struct conf *c = s->conf;
+	struct bounce_rcpt *br;
+	struct bounce_params p;
+	struct sched_dsn_job *dj;
+	char host[UPSTREAM_RELAY_MAX], err[BOUNCE_ERR_MAX], **diag;
+	const char *rcpt[1] = { m->sender };
+	char *out = NULL;
+	size_t outlen = 0, k = 0;
+
+	if (n == 0 || s->srv->signer == NULL)   /* no signer: unit tests */
+		return;
+	br = xcalloc(n, sizeof(*br));
+	diag = xcalloc(n, sizeof(*diag));
+	sched_remote_mta(sj->job.relay, host, sizeof(host));
+	for (size_t i = 0; i < n && k < BOUNCE_RCPTS_MAX; i++) {
+		const struct sched_rcpt *r = &m->rcpts[notes[i].ri];
+
+		if (!sched_wants_dsn(r->notify, kind))
+			continue;
+		br[k].final_rcpt = r->addr;
+		/* ORCPT is kept as "rfc822;addr"; bounce wants the address */
+		if (r->orcpt != NULL && strncasecmp(r->orcpt, "rfc822;", 7) == 0)
+			br[k].orcpt = r->orcpt + 7;
+		br[k].status = notes[i].status;
+		br[k].remote_mta = host[0] ? host : NULL;
+		diag[k] = xasprintf("smtp; %s", notes[i].reply);
+		br[k].diagnostic = diag[k];
+		br[k].last_attempt = now;
+		if (kind == BOUNCE_DELAYED)
+			br[k].will_retry_until = m->received_at + c->queue.max_lifetime;
+		k++;
+	}
+	if (k > 0) {
+		memset(&p, 0, sizeof(p));
+		p.hostname = c->server.hostname;
+		p.sender = m->sender;
+		p.orig = sj->data;
+		p.orig_len = sj->job.len;
+		p.ret = m->ret == SMTP_RET_FULL ? BOUNCE_RET_FULL :
+		    m->ret == SMTP_RET_HDRS ? BOUNCE_RET_HDRS : BOUNCE_RET_UNSET;
+		p.envid = m->envid;
+		p.arrival = m->received_at;
+		p.queue_id = m->queue_id;
+		p.kind = kind;
+		p.rcpts = br;
+		p.nrcpts = k;
+		p.now = now;
+		if (bounce_build(&p, &out, &outlen, err, sizeof(err)) == -1) {
+			log_err("%s: cannot build the DSN: %s", m->queue_id, err);
+		} else {
+			dj = xcalloc(1, sizeof(*dj));
+			util_strlcpy(dj->qid, m->queue_id, sizeof(dj->qid));
+			dj->kind = kind;
+			inject_message(s->srv, "", rcpt, 1, out, outlen, STORE_FLAG_DSN,
+			    sched_dsn_queued, dj);
+		}
+	}
+	for (size_t i = 0; i < k; i++)
+		free(diag[i]);
+	free(diag);
+	free(br);
+}
+
+/* sched_double_bounce - a null-sender message failed: no DSN about a
+ * DSN (RFC 3464 2, RELIABILITY D2), postmaster hears of it instead */
+static void
+sched_double_bounce(struct scheduler *s, const struct sched_msg *m,
+    const struct sched_note *notes, size_t n)
+{
+	char *details = xasprintf("queue id %s", m->queue_id), *more;
+
+	for (size_t i = 0; i < n; i++) {
+		more = xasprintf("%s\nrecipient <%s>: %s", details, m->rcpts[notes[i].ri].addr,
+		    notes[i].reply);
+		free(details);
+		details = more;
+	}
+	alert_raise(s->srv->alert, "double-bounce",
+	    "a null-sender message could not be delivered", details, NULL);
+	free(details);
+}
+
+/* sched_policy_alerts - SPF/DKIM/DMARC and blocklist refusals are the
+ * admin's to fix (DNS, reputation): one alert cause per recipient
+ * domain or per upstream, rate-limited by alert.c */
+static void
+sched_policy_alerts(struct scheduler *s, const struct sched_msg *m,
+    const struct sched_note *notes, size_t n)
+{
+	const char *from_dom = util_addr_domain(m->sender);
+	char advice[CLASSIFY_ADVICE_MAX];
+
+	for (size_t i = 0; i < n; i++) {
+		enum classify_class cls = notes[i].cls;
+		const char *to_dom = util_addr_domain(m->rcpts[notes[i].ri].addr);
+		char *cause, *summary, *details;
+
+		if (!classify_alerts(cls))
+			continue;
+		classify_advice(cls, from_dom, advice, sizeof(advice));
+		if (cls == CLASSIFY_POLICY_AUTH)
+			cause = xasprintf("policy:%s", to_dom);
+		else
+			cause = xasprintf("blocklist:%s", upstream_name(m->up->u));
+		summary = xasprintf("mail from %s to %s refused: %s",
+		    *from_dom ? from_dom : "<>", to_dom, advice);
+		details = xasprintf("queue id %s, recipient <%s>: %s", m->queue_id,
+		    m->rcpts[notes[i].ri].addr, notes[i].reply);
+		alert_raise(s->srv->alert, cause, summary, details, advice);
+		free(cause);
+		free(summary);
+		free(details);
+	}
+}
+
 /* sched_done - the upstream answered for every recipient of the job */
 static void
 sched_done(struct upstream_job *job, void *arg)
@@ -647,6 +844,8 @@ sched_done(struct upstream_job *job, void *arg)
 	struct sched_up *alt;
 	int failover, split, sent = 0;
 	time_t thr_retry = 0;
+	struct sched_note *failed, *delayed;
+	size_t nfailed = 0, ndelayed = 0;
 
 	s->inflight--;
 	m->in_flight = 0;
@@ -678,6 +877,8 @@ sched_done(struct upstream_job *job, void *arg)
 	}
 	res = xcalloc(job->nrcpt, sizeof(*res));
 	gone = xcalloc(m->nrcpt, 1);
+	failed = xcalloc(job->nrcpt, sizeof(*failed));
+	delayed = xcalloc(job->nrcpt, sizeof(*delayed));
 	if (delay < 0)
 		delay = 0;
 	for (size_t i = 0; i < job->nrcpt; i++) {
@@ -740,11 +941,41 @@ sched_done(struct upstream_job *job, void *arg)
 		res[i].relay = job->relay;
 		if (strcmp(status, "deferred") != 0)
 			gone[sj->ridx[i]] = 1;
+		if (strcmp(status, "bounced") == 0) {
+			struct sched_note *nt = &failed[nfailed++];
+
+			nt->ri = sj->ridx[i];
+			nt->reply = ur->reply;
+			util_strlcpy(nt->status, dsn, sizeof(nt->status));
+			nt->cls = cls == 5 ? sched_classify(ur) : CLASSIFY_TEMPORARY;
+		} else if (strcmp(status, "deferred") == 0 && !r->delay_notified &&
+		    now - m->received_at >= q->delay_warning && m->sender[0] != '\0' &&
+		    sched_wants_dsn(r->notify, BOUNCE_DELAYED)) {
+			/* RELIABILITY D3: one delay notice per recipient, ever */
+			struct sched_note *nt = &delayed[ndelayed++];
+
+			nt->ri = sj->ridx[i];
+			nt->reply = ur->reply;
+			util_strlcpy(nt->status, dsn, sizeof(nt->status));
+			nt->cls = CLASSIFY_TEMPORARY;
+			r->delay_notified = 1;
+			res[i].delay_notified = 1;
+		}
 	}
+	if (nfailed > 0 && m->sender[0] == '\0') {
+		sched_double_bounce(s, m, failed, nfailed);
+	} else {
+		sched_send_dsn(s, m, sj, failed, nfailed, BOUNCE_FAILED, now);
+		sched_send_dsn(s, m, sj, delayed, ndelayed, BOUNCE_DELAYED, now);
+	}
+	sched_policy_alerts(s, m, failed, nfailed);
+	free(failed);
+	free(delayed);
 	/* keep only the recipients still pending */
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		if (gone[i]) {
 			free(m->rcpts[i].addr);
+			free(m->rcpts[i].orcpt);
 			continue;
 		}
 		m->rcpts[keep++] = m->rcpts[i];
@@ -853,6 +1084,8 @@ sched_add_msg(struct scheduler *s, const struct store_qmsg *qm)
 	m->size = qm->size;
 	m->body_8bit = qm->body_8bit;
 	m->smtputf8 = qm->smtputf8;
+	m->ret = qm->ret;
+	m->envid = qm->envid ? xstrdup(qm->envid) : NULL;
 	m->rcpts = xcalloc(qm->nrcpt, sizeof(*m->rcpts));
 	m->nrcpt = qm->nrcpt;
 	for (size_t i = 0; i < qm->nrcpt; i++) {
@@ -860,6 +1093,9 @@ sched_add_msg(struct scheduler *s, const struct store_qmsg *qm)
 		m->rcpts[i].addr = xstrdup(qm->rcpts[i].addr ? qm->rcpts[i].addr : "");
 		m->rcpts[i].attempts = qm->rcpts[i].attempts;
 		m->rcpts[i].next_attempt = qm->rcpts[i].next_attempt;
+		m->rcpts[i].notify = qm->rcpts[i].notify;
+		m->rcpts[i].orcpt = qm->rcpts[i].orcpt ? xstrdup(qm->rcpts[i].orcpt) : NULL;
+		m->rcpts[i].delay_notified = qm->rcpts[i].delay_notified;
 	}
 	m->up = sched_route(s, m->sender);
 	s->nmsgs++;

@@ -10,7 +10,7 @@
  *   3F2A1B09C4D7: to=<b@y>, relay=host[ip]:587, delay=0.41, dsn=2.0.0,
  *   status=sent (250 2.0.0 Ok)
  * 4xx reschedules by [queue] retry; once max_lifetime has passed, or on
- * 5xx, the recipient is bounced (the DSN itself comes with a later issue).
+ * 5xx, the recipient is bounced and the sender gets a DSN (RFC 3464).
  */
 #ifndef OUTPOST_SCHEDULER_H
 #define OUTPOST_SCHEDULER_H

@@ -314,6 +314,9 @@ cmd_helo(struct session *s, const char *args, int esmtp)
 	session_reply(s, "250-SIZE %zu", c->server.max_message_size);
 	session_reply(s, "250-8BITMIME");
 	session_reply(s, "250-SMTPUTF8");
+	/* RFC 3461: NOTIFY, RET, ENVID and ORCPT are kept and honoured by
+	 * the DSNs the scheduler sends */
+	session_reply(s, "250-DSN");
 	if (s->cl->tls == CONF_TLS_STARTTLS && !s->tls)
 		session_reply(s, "250-STARTTLS");
 	/* RFC 4954 4: never offer a password exchange in clear. */
@@ -983,6 +986,8 @@ session_job_done(void *arg)
 	j->sm.smtputf8 = s->mail.smtputf8;
 	j->sm.data = j->out;
 	j->sm.len = j->outlen;
+	j->sm.ret = (int)s->mail.ret;
+	j->sm.envid = s->mail.envid[0] ? s->mail.envid : NULL;
 	j->sm.rcpts = (const char *const *)s->rcpts;
 	j->sm.notify = s->rcpt_notify;
 	j->sm.orcpt = (const char *const *)s->rcpt_orcpt;
@@ -1006,13 +1011,16 @@ session_commit_done(int err, void *arg)
 			.id = j->sm.id, .queue_id = s->qid, .sender = s->mail.addr,
 			.auth_user = j->sm.auth_user, .received_at = j->sm.received_at,
 			.size = j->outlen, .flags = 0, .body_8bit = j->sm.body_8bit,
-			.smtputf8 = j->sm.smtputf8, .rcpts = qr, .nrcpt = s->nrcpt,
+			.smtputf8 = j->sm.smtputf8, .ret = j->sm.ret,
+			.envid = j->sm.envid, .rcpts = qr, .nrcpt = s->nrcpt,
 		};
 		for (size_t i = 0; i < s->nrcpt; i++) {
 			qr[i].id = j->rcpt_ids[i];
 			qr[i].addr = s->rcpts[i];
 			qr[i].attempts = 0;
 			qr[i].next_attempt = j->sm.received_at;
+			qr[i].notify = s->rcpt_notify[i];
+			qr[i].orcpt = s->rcpt_orcpt[i];
 		}
 		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu, user=%s, client=[%s], msgid=%s",
 		    s->qid, log_esc(s->mail.addr, esc, sizeof(esc)), j->outlen, s->nrcpt,

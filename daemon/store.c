@@ -62,7 +62,9 @@ static const char store_schema[] =
     " body_8bit INTEGER NOT NULL DEFAULT 0,"
     " smtputf8 INTEGER NOT NULL DEFAULT 0,"
     " data BLOB,"
-    " done_at INTEGER);"
+    " done_at INTEGER,"
+    " ret INTEGER NOT NULL DEFAULT 0,"
+    " envid TEXT);"
     "CREATE TABLE IF NOT EXISTS recipients("
     " id INTEGER PRIMARY KEY,"
     " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
@@ -74,7 +76,8 @@ static const char store_schema[] =
     " last_reply TEXT,"
     " upstream TEXT,"
     " notify INTEGER NOT NULL DEFAULT 0,"
-    " orcpt TEXT);"
+    " orcpt TEXT,"
+    " delay_notified INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS events("
     " id INTEGER PRIMARY KEY,"
     " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
@@ -109,12 +112,13 @@ static const char *const store_sql_text[SQL_COUNT] = {
 	[SQL_COMMIT] = "COMMIT",
 	[SQL_ROLLBACK] = "ROLLBACK",
 	[SQL_INS_MSG] = "INSERT INTO messages(queue_id, sender, auth_user,"
-	    " client, helo, received_at, size, flags, body_8bit, smtputf8, data)"
-	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	    " client, helo, received_at, size, flags, body_8bit, smtputf8, data,"
+	    " ret, envid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[SQL_INS_RCPT] = "INSERT INTO recipients(message_id, address, notify,"
 	    " orcpt) VALUES (?, ?, ?, ?)",
 	[SQL_UPD_RCPT] = "UPDATE recipients SET status = ?, attempts = ?,"
-	    " next_attempt_at = ?, last_reply = ?, upstream = ?"
+	    " next_attempt_at = ?, last_reply = ?, upstream = ?,"
+	    " delay_notified = MAX(delay_notified, ?)"
 	    " WHERE id = ? AND message_id = ?",
 	[SQL_INS_EVENT] = "INSERT INTO events(message_id, recipient_id, at,"
 	    " upstream, relay, status, reply) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -131,7 +135,8 @@ static const char *const store_sql_text[SQL_COUNT] = {
 static const char store_sql_queue[] =
     "SELECT m.id, m.queue_id, m.sender, m.auth_user, m.received_at, m.size,"
     " m.flags, m.body_8bit, m.smtputf8,"
-    " r.id, r.address, r.attempts, r.next_attempt_at"
+    " r.id, r.address, r.attempts, r.next_attempt_at,"
+    " m.ret, m.envid, r.notify, r.orcpt, r.delay_notified"
     " FROM recipients r JOIN messages m ON m.id = r.message_id"
     " WHERE r.status IN ('queued', 'deferred')"
     " AND length(m.data) IS NOT NULL"
@@ -264,6 +269,62 @@ store_pragma(sqlite3 *db, const char *sql, char *out, size_t outlen)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* Columns added after schema version 1 first shipped (DSN support): a
+ * queue.db made before them gets them with ALTER TABLE at open. The
+ * version stays 1: an older outpost ignores the extra columns. */
+static const struct {
+	const char *table, *column, *decl;
+} store_added[] = {
+	{ "messages", "ret", "ret INTEGER NOT NULL DEFAULT 0" },
+	{ "messages", "envid", "envid TEXT" },
+	{ "recipients", "delay_notified", "delay_notified INTEGER NOT NULL DEFAULT 0" },
+};
+
+/* store_has_column - 1 if table has column (PRAGMA table_info), 0 if
+ * not, -1 on error */
+static int
+store_has_column(sqlite3 *db, const char *table, const char *column)
+{
+	char sql[128];
+	sqlite3_stmt *st;
+	int rc, found = 0;
+
+	snprintf(sql, sizeof(sql), "PRAGMA table_info(%s)", table);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *name = sqlite3_column_text(st, 1);
+		if (name != NULL && strcmp((const char *)name, column) == 0)
+			found = 1;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? found : -1;
+}
+
+/* store_migrate - add the columns an older queue.db lacks (inside the
+ * schema transaction) */
+static int
+store_migrate(sqlite3 *db, char **msg)
+{
+	char sql[256];
+
+	for (size_t i = 0; i < ARRAY_LEN(store_added); i++) {
+		int has = store_has_column(db, store_added[i].table, store_added[i].column);
+
+		if (has == -1)
+			return -1;
+		if (has)
+			continue;
+		snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s",
+		    store_added[i].table, store_added[i].decl);
+		if (sqlite3_exec(db, sql, NULL, NULL, msg) != SQLITE_OK)
+			return -1;
+		log_info("store: added column %s.%s", store_added[i].table,
+		    store_added[i].column);
+	}
+	return 0;
+}
+
 /* store_setup - pragmas, their read-back check, schema and its version */
 static int
 store_setup(sqlite3 *db, int readonly, char *err, size_t errlen)
@@ -301,6 +362,7 @@ store_setup(sqlite3 *db, int readonly, char *err, size_t errlen)
 	if (!readonly) {
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
 		    sqlite3_exec(db, store_schema, NULL, NULL, &msg) != SQLITE_OK ||
+		    store_migrate(db, &msg) == -1 ||
 		    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 			snprintf(err, errlen, "schema: %s",
 			    msg ? msg : sqlite3_errmsg(db));
@@ -421,6 +483,8 @@ store_apply_commit(struct store *s, struct store_msg *m)
 	else
 		STORE_TRY(s, sqlite3_bind_blob64(st, 11, m->data,
 		    (sqlite3_uint64)m->len, SQLITE_STATIC), "bind data");
+	STORE_TRY(s, sqlite3_bind_int(st, 12, m->ret), "bind");
+	STORE_TRY(s, sqlite3_bind_text(st, 13, m->envid, -1, SQLITE_STATIC), "bind");
 	STORE_TRY(s, sqlite3_step(st), "insert message");
 	sqlite3_reset(st);
 	m->id = sqlite3_last_insert_rowid(s->db);
@@ -461,8 +525,9 @@ store_apply_record(struct store *s, struct store_item *it)
 		STORE_TRY(s, sqlite3_bind_int64(up, 3, (sqlite3_int64)r->next_attempt), "bind");
 		STORE_TRY(s, sqlite3_bind_text(up, 4, r->reply, -1, SQLITE_STATIC), "bind");
 		STORE_TRY(s, sqlite3_bind_text(up, 5, r->upstream, -1, SQLITE_STATIC), "bind");
-		STORE_TRY(s, sqlite3_bind_int64(up, 6, r->rcpt_id), "bind");
-		STORE_TRY(s, sqlite3_bind_int64(up, 7, it->msg_id), "bind");
+		STORE_TRY(s, sqlite3_bind_int(up, 6, r->delay_notified ? 1 : 0), "bind");
+		STORE_TRY(s, sqlite3_bind_int64(up, 7, r->rcpt_id), "bind");
+		STORE_TRY(s, sqlite3_bind_int64(up, 8, it->msg_id), "bind");
 		STORE_TRY(s, sqlite3_step(up), "update recipient");
 		sqlite3_reset(up);
 		if (sqlite3_changes(s->db) == 0) {
@@ -952,9 +1017,12 @@ store_qmsg_clear(struct store_qmsg *m, struct store_qrcpt *r, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free((char *)r[i].addr);
+		free((char *)r[i].orcpt);
+	}
 	free((char *)m->queue_id);
+	free((char *)m->envid);
 	free((char *)m->sender);
 	free((char *)m->auth_user);
 	memset(m, 0, sizeof(*m));
@@ -995,6 +1063,8 @@ store_load_queue(struct store *s, store_qmsg_fn cb, void *arg)
 			m.flags = sqlite3_column_int(st, 6);
 			m.body_8bit = sqlite3_column_int(st, 7);
 			m.smtputf8 = sqlite3_column_int(st, 8);
+			m.ret = sqlite3_column_int(st, 13);
+			m.envid = store_col_dup(st, 14);
 		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 8;
@@ -1004,6 +1074,9 @@ store_load_queue(struct store *s, store_qmsg_fn cb, void *arg)
 		r[n].addr = store_col_dup(st, 10);
 		r[n].attempts = sqlite3_column_int(st, 11);
 		r[n].next_attempt = (time_t)sqlite3_column_int64(st, 12);
+		r[n].notify = sqlite3_column_int(st, 15);
+		r[n].orcpt = store_col_dup(st, 16);
+		r[n].delay_notified = sqlite3_column_int(st, 17);
 		n++;
 	}
 	if (rc == SQLITE_DONE && m.id != 0) {

@@ -12,9 +12,16 @@
  *
  * Schema (version 1):
  *   messages(id, queue_id, sender, auth_user, client, helo, received_at,
- *            size, flags, body_8bit, smtputf8, data BLOB, done_at)
+ *            size, flags, body_8bit, smtputf8, data BLOB, done_at,
+ *            ret, envid)
  *   recipients(id, message_id, address, status, attempts,
- *              next_attempt_at, last_reply, upstream, notify, orcpt)
+ *              next_attempt_at, last_reply, upstream, notify, orcpt,
+ *              delay_notified)
+ *     ret: the MAIL RET= (SMTP_RET_*: 0 unset, 1 FULL, 2 HDRS); envid:
+ *     ENVID xtext-decoded or NULL; notify: SMTP_NOTIFY_* bits; orcpt:
+ *     "type;addr" decoded or NULL; delay_notified: a delay DSN went out.
+ *     ret, envid and delay_notified came after the first version 1
+ *     files: store_open adds them (ALTER TABLE) to a file without them.
  *     status: 'queued' | 'deferred' | 'sent' | 'bounced' | 'suppressed'
  *   events(id, message_id, recipient_id, at, upstream, relay, status, reply)
  *   counters(upstream, data BLOB, saved_at)   -- throttling's rolling-day
@@ -63,6 +70,8 @@ struct store_msg {
 	int smtputf8;
 	const char *data;           /* final bytes, CRLF line endings */
 	size_t len;
+	int ret;                    /* SMTP_RET_* of MAIL RET=, 0 if absent */
+	const char *envid;          /* ENVID decoded, or NULL */
 	const char *const *rcpts;
 	const int *notify;          /* per recipient SMTP_NOTIFY_* bits, or NULL */
 	const char *const *orcpt;   /* per recipient, or NULL */
@@ -79,6 +88,9 @@ struct store_qrcpt {
 	const char *addr;
 	int attempts;
 	time_t next_attempt;
+	int notify;                 /* SMTP_NOTIFY_* bits, 0 if none given */
+	const char *orcpt;          /* "rfc822;addr" decoded, or NULL */
+	int delay_notified;         /* a delay DSN was sent for it */
 };
 struct store_qmsg {
 	int64_t id;
@@ -90,6 +102,8 @@ struct store_qmsg {
 	int flags;
 	int body_8bit;
 	int smtputf8;
+	int ret;                    /* SMTP_RET_* */
+	const char *envid;          /* or NULL */
 	const struct store_qrcpt *rcpts;
 	size_t nrcpt;
 };
@@ -103,6 +117,7 @@ struct store_result {
 	const char *reply;          /* upstream reply or local reason */
 	const char *upstream;       /* upstream name */
 	const char *relay;          /* "host[ip]:port" */
+	int delay_notified;         /* 1: a delay DSN went out (kept once set) */
 };
 
 typedef void (*store_done_fn)(int err, void *arg);

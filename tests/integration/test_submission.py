@@ -49,7 +49,8 @@ def test_ehlo_plaintext_advertises_starttls_not_auth(daemon, client_factory):
     assert c.greeting.code == 220
     c.ehlo()
     ext = c.extensions()
-    for kw in ("PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "STARTTLS"):
+    for kw in ("PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "DSN", "ENHANCEDSTATUSCODES",
+               "STARTTLS"):
         assert kw in ext, f"EHLO lacks {kw}: {c.ehlo_reply}"
     assert "AUTH" not in ext, "AUTH must not be offered before TLS"
     assert int(ext["SIZE"]) in (1048576, 1000000)

@@ -445,6 +445,9 @@ test_errors(void)
 	    "23,24,25,26,27,28,29,30,31,32,33\n" LISTEN, 2,
 	    "retry: expected at most 32 durations, got '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,"
 	    "16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33'", "too many retries");
+	one_error("[queue]\nmax_lifetime = 0\n" LISTEN, 2,
+	    "max_lifetime: expected a duration such as 30s, 5m, 1h or 5d between 1s and 60d,"
+	    " got '0'", "max_lifetime below 1s");
 	one_error("[queue]\nscan_interval = 0\n" LISTEN, 2,
 	    "scan_interval: expected a duration such as 30s, 5m, 1h or 5d between 1s and 1h,"
 	    " got '0'", "scan_interval below 1s");

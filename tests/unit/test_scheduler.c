@@ -622,6 +622,7 @@ tmsg_committed(int err, void *arg)
 			.size = t->sm.len, .flags = 0, .body_8bit = t->sm.body_8bit,
 			.smtputf8 = t->sm.smtputf8, .rcpts = qr, .nrcpt = t->sm.nrcpt,
 		};
+		memset(qr, 0, sizeof(qr));
 		for (size_t i = 0; i < t->sm.nrcpt; i++) {
 			qr[i].id = t->rids[i];
 			qr[i].addr = t->rcpts[i];
@@ -854,7 +855,11 @@ test_lifetime(void)
 	    (long long)t[0].rids[0]), "bounced", "lifetime: event 'bounced'");
 	is_int(msg_dropped(t[0].sm.id), 1, "lifetime: expired message's data dropped");
 	is_int(msg_dropped(t[1].sm.id), 0, "lifetime: fresh message's data kept");
-	is_int(scheduler_pending(srv.sched), 1, "lifetime: only the fresh one pending");
+	/* the expired one's DSN (4.4.7) to dave is queued like any message */
+	is_int(scheduler_pending(srv.sched), 2, "lifetime: the fresh one and the DSN pending");
+	is_str(db_text("SELECT r.address || ' ' || m.sender FROM recipients r JOIN messages m"
+	    " ON m.id = r.message_id WHERE m.flags = %d", STORE_FLAG_DSN),
+	    "dave@fake.example ", "lifetime: a DSN from <> to the sender");
 	env_close(&e);
 }
 

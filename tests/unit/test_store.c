@@ -212,6 +212,150 @@ queue_cb(const struct store_qmsg *m, void *arg)
 	}
 }
 
+/* dsn_cb - keep what store_load_queue gives for the DSN fields */
+struct dsn_loaded {
+	int n, ret, notify, delay_notified;
+	char envid[64], orcpt[64];
+};
+
+static void
+dsn_cb(const struct store_qmsg *m, void *arg)
+{
+	struct dsn_loaded *d = arg;
+
+	d->n++;
+	d->ret = m->ret;
+	util_strlcpy(d->envid, m->envid ? m->envid : "(null)", sizeof(d->envid));
+	d->notify = m->rcpts[0].notify;
+	util_strlcpy(d->orcpt, m->rcpts[0].orcpt ? m->rcpts[0].orcpt : "(null)",
+	    sizeof(d->orcpt));
+	d->delay_notified = m->rcpts[0].delay_notified;
+}
+
+/* has_column - PRAGMA table_info on a separate handle */
+static int
+has_column(const char *path, const char *table, const char *column)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char sql[128];
+	int found = 0;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return -1;
+	snprintf(sql, sizeof(sql), "PRAGMA table_info(%s)", table);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW)
+			if (strcmp((const char *)sqlite3_column_text(st, 1), column) == 0)
+				found = 1;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return found;
+}
+
+/* test_dsn_fields - ret/envid/notify/orcpt/delay_notified round trip,
+ * and a queue.db from before those columns gets them at open */
+static void
+test_dsn_fields(const char *dir, struct loopq *q)
+{
+	static const char old_schema[] =
+	    "PRAGMA journal_mode=WAL;"
+	    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	    "INSERT INTO meta VALUES ('schema_version', '1');"
+	    "CREATE TABLE messages(id INTEGER PRIMARY KEY, queue_id TEXT NOT NULL,"
+	    " sender TEXT NOT NULL, auth_user TEXT, client TEXT, helo TEXT,"
+	    " received_at INTEGER NOT NULL, size INTEGER NOT NULL,"
+	    " flags INTEGER NOT NULL DEFAULT 0, body_8bit INTEGER NOT NULL DEFAULT 0,"
+	    " smtputf8 INTEGER NOT NULL DEFAULT 0, data BLOB, done_at INTEGER);"
+	    "CREATE TABLE recipients(id INTEGER PRIMARY KEY,"
+	    " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+	    " address TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'queued',"
+	    " attempts INTEGER NOT NULL DEFAULT 0,"
+	    " next_attempt_at INTEGER NOT NULL DEFAULT 0, last_reply TEXT,"
+	    " upstream TEXT, notify INTEGER NOT NULL DEFAULT 0, orcpt TEXT);"
+	    "INSERT INTO messages(queue_id, sender, received_at, size, data)"
+	    " VALUES ('OLD000000001', 'old@example.com', 1700000000, 1, x'41');"
+	    "INSERT INTO recipients(message_id, address, notify, orcpt)"
+	    " VALUES (1, 'r@example.net', 4, 'rfc822;r@example.net');";
+	static struct cmsg c;
+	static const char *orcpts[1] = { "rfc822;orig@example.net" };
+	char path[160], side[200], err[512];
+	struct dsn_loaded d;
+	struct store_result r[1];
+	struct res r1, r2;
+	struct store *s;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/old.db", dir);
+	ok(sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_exec(db, old_schema, NULL, NULL, NULL) == SQLITE_OK,
+	    "a version 1 queue.db without the DSN columns");
+	sqlite3_close(db);
+	is_int(has_column(path, "messages", "ret"), 0, "old file: no messages.ret");
+	s = store_open(path, 0, err, sizeof(err));
+	ok(s != NULL, "old file opens (%s)", s ? "ok" : err);
+	if (s == NULL)
+		return;
+	is_int(has_column(path, "messages", "ret"), 1, "migration adds messages.ret");
+	is_int(has_column(path, "messages", "envid"), 1, "migration adds messages.envid");
+	is_int(has_column(path, "recipients", "delay_notified"), 1,
+	    "migration adds recipients.delay_notified");
+	memset(&d, 0, sizeof(d));
+	is_int(store_load_queue(s, dsn_cb, &d), 0, "old file: queue loads");
+	ok(d.n == 1 && d.ret == 0 && strcmp(d.envid, "(null)") == 0 && d.notify == 4 &&
+	    strcmp(d.orcpt, "rfc822;r@example.net") == 0 && d.delay_notified == 0,
+	    "old row: ret 0, no envid, its notify and orcpt, not delay-notified");
+	store_close(s);
+	s = store_open(path, 0, err, sizeof(err));
+	ok(s != NULL, "migrated file opens again (%s)", s ? "ok" : err);
+	if (s == NULL)
+		return;
+
+	/* new fields round trip */
+	store_start(s, q);
+	fill(&c, 1);
+	c.m.nrcpt = 1;
+	c.notify[0] = 0x8 | 0x4;
+	c.m.orcpt = orcpts;
+	c.m.ret = 2;
+	c.m.envid = "env+id 1";
+	pending++;
+	store_commit(s, &c.m, commit_cb, &c);
+	ok(run() && c.err == STORE_OK, "commit with ret, envid, notify, orcpt");
+	r[0] = (struct store_result){ c.rids[0], "deferred", 1, 1700000100,
+	    "451 later", "main", "r", 1 };
+	memset(&r1, 0, sizeof(r1));
+	pending++;
+	store_record(s, c.m.id, r, 1, 0, done_cb, &r1);
+	r[0].delay_notified = 0;
+	r[0].attempts = 2;
+	memset(&r2, 0, sizeof(r2));
+	pending++;
+	store_record(s, c.m.id, r, 1, 0, done_cb, &r2);
+	ok(run() && r1.err == STORE_OK && r2.err == STORE_OK, "records with delay_notified");
+	store_close(s);
+	loopq_drain(q);
+	s = store_open(path, 0, err, sizeof(err));
+	ok(s != NULL, "reopen (%s)", s ? "ok" : err);
+	if (s == NULL)
+		return;
+	memset(&d, 0, sizeof(d));
+	is_int(store_load_queue(s, dsn_cb, &d), 0, "queue loads");
+	is_int(d.n, 2, "both messages pending");
+	is_int(d.ret, 2, "ret kept (HDRS)");
+	is_str(d.envid, "env+id 1", "envid kept");
+	is_int(d.notify, 0xc, "notify kept");
+	is_str(d.orcpt, "rfc822;orig@example.net", "orcpt kept");
+	is_int(d.delay_notified, 1, "delay_notified set, and a later 0 does not clear it");
+	store_close(s);
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
 int
 main(void)
 {
@@ -335,13 +479,13 @@ main(void)
 	b_id = msgs[2].m.id;            /* i = 2: 3 recipients */
 	memset(out, 0, sizeof(out));
 	out[0] = (struct store_result){ msgs[1].rids[0], "sent", 1, 0,
-	    "250 2.0.0 OK", "main", "smtp.example[192.0.2.1]:587" };
+	    "250 2.0.0 OK", "main", "smtp.example[192.0.2.1]:587", 0 };
 	out[1] = (struct store_result){ msgs[1].rids[1], "deferred", 1,
-	    1700000300, "451 4.3.0 later", "main", "smtp.example[192.0.2.1]:587" };
+	    1700000300, "451 4.3.0 later", "main", "smtp.example[192.0.2.1]:587", 0 };
 	store_record(s, a_id, out, 2, 0, NULL, NULL);   /* no callback */
 	memset(out, 0, sizeof(out));    /* the store copied everything */
 	out[0] = (struct store_result){ msgs[1].rids[1], "bounced", 2, 0,
-	    "550 5.1.1 no such user", "main", "smtp.example[192.0.2.1]:587" };
+	    "550 5.1.1 no such user", "main", "smtp.example[192.0.2.1]:587", 0 };
 	memset(&r1, 0, sizeof(r1));
 	pending++;
 	store_record(s, a_id, out, 1, 1, done_cb, &r1);
@@ -372,11 +516,11 @@ main(void)
 
 	memset(out, 0, sizeof(out));
 	out[0] = (struct store_result){ msgs[2].rids[0], "sent", 1, 0,
-	    "250 ok", "main", "r" };
+	    "250 ok", "main", "r", 0 };
 	out[1] = (struct store_result){ msgs[2].rids[1], "bounced", 1, 0,
-	    "550 no", "main", "r" };
+	    "550 no", "main", "r", 0 };
 	out[2] = (struct store_result){ msgs[2].rids[2], "deferred", 3,
-	    1700009999, "421 4.7.0 slow down", "main", "r" };
+	    1700009999, "421 4.7.0 slow down", "main", "r", 0 };
 	memset(&r2, 0, sizeof(r2));
 	pending++;
 	store_record(s, b_id, out, 3, 0, done_cb, &r2);
@@ -387,7 +531,7 @@ main(void)
 
 	/* a status outside the schema's set fails, and only that record */
 	out[0] = (struct store_result){ msgs[3].rids[0], "lost", 1, 0,
-	    "?", "main", "r" };
+	    "?", "main", "r", 0 };
 	memset(&r3, 0, sizeof(r3));
 	pending++;
 	store_record(s, msgs[3].m.id, out, 1, 0, done_cb, &r3);
@@ -507,7 +651,7 @@ main(void)
 	/* close with work still queued: it is finished, callbacks posted */
 	memset(&r3, 0, sizeof(r3));
 	out[0] = (struct store_result){ msgs[4].rids[0], "deferred", 1,
-	    1700000500, "450 try later", "main", "r" };
+	    1700000500, "450 try later", "main", "r", 0 };
 	pending++;
 	store_record(s, msgs[4].m.id, out, 1, 0, done_cb, &r3);
 	store_close(s);
@@ -593,6 +737,8 @@ main(void)
 	}
 	ok(store_open(junk, 0, err, sizeof(err)) == NULL,
 	    "garbage file refused: %s", err);
+
+	test_dsn_fields(dir, q);
 
 	sqlite3_close(raw);
 	loopq_drain(q);
