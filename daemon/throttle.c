@@ -29,8 +29,11 @@
  * zero. */
 #define TIME_EPS 1e-6
 #define EPS 1e-9
-/* Adaptive learning of an unconfigured rate looks at the last minute. */
+/* Adaptive learning of an unconfigured rate keeps a minute of sends and
+ * measures the last OBSERVE_SEC seconds that had any: the burst the
+ * upstream refused, not an average diluted by a suspension. */
 #define RECENT_SEC 60
+#define OBSERVE_SEC 10
 #define USER_SLOT_SEC 3600
 #define USER_SLOTS (THROTTLE_DAY_SEC / USER_SLOT_SEC + 1)
 #define USER_MAX_DEFAULT 4096
@@ -585,6 +588,8 @@ count_domain(const char *const *doms, size_t n, const char *want)
 	return c;
 }
 
+static void unlearn(struct throttle *t, double now);
+
 double
 throttle_when(struct throttle *t, const char *const *rcpt_domains,
     size_t nrcpt, double now)
@@ -592,6 +597,7 @@ throttle_when(struct throttle *t, const char *const *rcpt_domains,
 	double wake = now, w;
 	size_t i, c;
 
+	unlearn(t, now);
 	if (t->suspended_until > now)
 		wake = t->suspended_until;
 	w = throttle_bucket_wait(&t->msg, 1, now);
@@ -645,7 +651,7 @@ observed_rate(const struct throttle *t, double now)
 	size_t i;
 
 	for (i = 0; i < RECENT_SEC; i++) {
-		if (t->recent_sec[i] > cur - RECENT_SEC &&
+		if (t->recent_sec[i] > cur - OBSERVE_SEC &&
 		    t->recent_sec[i] <= cur && t->recent[i] > 0) {
 			sum += t->recent[i];
 			if (t->recent_sec[i] < oldest)
@@ -732,6 +738,7 @@ throttle_on_success(struct throttle *t, double now)
 {
 	const struct throttle_params *p = &t->cfg.params;
 
+	unlearn(t, now);
 	t->streak++;
 	if (t->cur == 0 || t->cur >= t->base) {
 		if (t->streak >= p->success_streak)
@@ -742,11 +749,28 @@ throttle_on_success(struct throttle *t, double now)
 		return;
 	t->streak = 0;
 	t->cur = dmin(t->base, t->cur + p->recover_step * t->base);
-	if (t->cfg.rate.n == 0 && t->cur >= t->base) {
-		t->cur = 0;      /* back to unlimited */
-		t->base = 0;
-	}
+	/* Each step back up also takes one doubling off the next cool-down,
+	 * so an upstream probed now and then does not escalate to the cap. */
+	if (t->level > 0)
+		t->level--;
 	apply_rate(t, now);
+}
+
+/* unlearn - an unconfigured upstream quiet for a whole cooldown_window
+ * since its last throttling answer is unlimited again; until then the
+ * learned rate is its ceiling (jumping back to unlimited at once only
+ * hits the same wall with the next burst). */
+static void
+unlearn(struct throttle *t, double now)
+{
+	if (t->cfg.rate.n == 0 && t->base > 0 && t->have_event &&
+	    now - t->last_event > t->cfg.params.cooldown_window &&
+	    t->suspended_until <= now) {
+		t->cur = 0;
+		t->base = 0;
+		t->level = 0;
+		apply_rate(t, now);
+	}
 }
 
 void

@@ -532,7 +532,41 @@ test_adaptive(void)
 	for (k = 0; k < 40; k++)
 		throttle_on_success(t, T0 + 40);
 	throttle_state(t, T0 + 40, &st);
-	is_int(us(st.rate_current), 0, "recovered: unlimited again");
+	ok(st.rate_current > 9.99999 && st.rate_current < 10.00001,
+	    "recovered to the learned 10/s, not beyond (%f)", st.rate_current);
+	throttle_on_success(t, T0 + 1.1 + 3600);
+	throttle_state(t, T0 + 1.1 + 3600, &st);
+	ok(st.rate_current > 9.99999 && st.rate_current < 10.00001,
+	    "still the learned ceiling within cooldown_window (%f)", st.rate_current);
+	throttle_on_success(t, T0 + 1.1 + 3601);
+	throttle_state(t, T0 + 1.1 + 3601, &st);
+	is_int(us(st.rate_current), 0, "a quiet cooldown_window later: unlimited again");
+	throttle_free(t);
+
+	/* The refused rate is the recent burst, not a minute's average. */
+	c = config();
+	t = throttle_new(&c, T0);
+	throttle_commit(t, NULL, 1, T0);
+	for (k = 0; k < 20; k++)
+		throttle_commit(t, NULL, 1, T0 + 50 + k * 0.05);
+	throttle_on_throttled(t, "421 4.7.0 rate limit", T0 + 51);
+	throttle_state(t, T0 + 51, &st);
+	is_int(us(st.rate_current), us(10), "learned 20/s from the last second, halved to 10/s");
+	throttle_free(t);
+
+	/* Recovery steps take the cool-down escalation back down. */
+	c = config();
+	c.rate.n = 10;
+	c.rate.period = 1;
+	t = throttle_new(&c, T0);
+	throttle_on_throttled(t, "421", T0);
+	throttle_on_throttled(t, "421", T0 + 31);
+	throttle_state(t, T0 + 31, &st);
+	is_int(st.cooldown_level, 1, "a repeat doubles the cool-down (level 1)");
+	for (k = 0; k < 20; k++)
+		throttle_on_success(t, T0 + 100);
+	throttle_state(t, T0 + 100, &st);
+	is_int(st.cooldown_level, 0, "a recovery step lowers the level again");
 	throttle_free(t);
 }
 
