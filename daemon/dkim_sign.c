@@ -34,6 +34,7 @@
 #include "dkim_canon.h"
 #include "dkim_key.h"
 #include "dkim_sign.h"
+#include "log.h"
 #include "util.h"
 
 #define DKIM_SIGN_HDR "DKIM-Signature: "
@@ -289,4 +290,19 @@ dkim_sign_message(const struct dkim_signer *s, const struct dkim_domain *d,
 		free(fields[i]);
 	free(fields);
 	return rc;
+}
+
+/* dkim_sign_log - one log line per signature of a dkim_sign_message log */
+void
+dkim_sign_log(const char *queue_id, const char *items)
+{
+	const char *p = items, *sep;
+
+	while (*p) {
+		sep = strstr(p, "; ");
+		log_info("%s: dkim %.*s", queue_id, (int)(sep ? (size_t)(sep - p) : strlen(p)), p);
+		if (sep == NULL)
+			break;
+		p = sep + 2;
+	}
 }

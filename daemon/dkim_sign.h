@@ -43,4 +43,8 @@ int dkim_sign_message(const struct dkim_signer *s, const struct dkim_domain *d,
     const char *queue_id, const char *msg, size_t len, char **out, size_t *outlen,
     char *log, size_t loglen, char *err, size_t errlen);
 
+/* Log the `log` string of dkim_sign_message as one line per signature:
+ * "QUEUEID: dkim d=example.com s=s2026 a=rsa-sha256". */
+void dkim_sign_log(const char *queue_id, const char *items);
+
 #endif

@@ -217,21 +217,6 @@ inject_finish(struct inject_job *j, int err)
 		done(err, qid, arg);
 }
 
-/* inject_log_dkim - one line per signature, as the session logs them */
-static void
-inject_log_dkim(const char *qid, const char *items)
-{
-	const char *p = items, *sep;
-
-	while (*p) {
-		sep = strstr(p, "; ");
-		log_info("%s: dkim %.*s", qid, (int)(sep ? (size_t)(sep - p) : strlen(p)), p);
-		if (sep == NULL)
-			break;
-		p = sep + 2;
-	}
-}
-
 /* inject_committed - on disk (or not): to the scheduler, log, answer */
 static void
 inject_committed(int err, void *arg)
@@ -263,7 +248,7 @@ inject_committed(int err, void *arg)
 	}
 	log_info("%s: from=<%s>, size=%zu, nrcpt=%zu, origin=%s", j->qid,
 	    log_esc(j->sender, esc, sizeof(esc)), j->outlen, j->nrcpt, j->origin);
-	inject_log_dkim(j->qid, j->dkim_log);
+	dkim_sign_log(j->qid, j->dkim_log);
 	if (j->srv->sched)
 		scheduler_add(j->srv->sched, &qm);
 	free(qr);

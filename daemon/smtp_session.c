@@ -852,21 +852,6 @@ session_command(struct session *s, const char *line)
 
 static void session_commit_done(int err, void *arg);
 
-/* session_log_dkim - one line per signature: "ID: dkim d=.. s=.. a=.." */
-static void
-session_log_dkim(const char *qid, const char *items)
-{
-	const char *p = items, *sep;
-
-	while (*p) {
-		sep = strstr(p, "; ");
-		log_info("%s: dkim %.*s", qid, (int)(sep ? (size_t)(sep - p) : strlen(p)), p);
-		if (sep == NULL)
-			break;
-		p = sep + 2;
-	}
-}
-
 static void
 session_job_free(struct session_job *j)
 {
@@ -1025,7 +1010,7 @@ session_commit_done(int err, void *arg)
 		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu, user=%s, client=[%s], msgid=%s",
 		    s->qid, log_esc(s->mail.addr, esc, sizeof(esc)), j->outlen, s->nrcpt,
 		    s->user[0] ? s->user : "-", s->ip, j->info.message_id);
-		session_log_dkim(s->qid, j->dkim_log);
+		dkim_sign_log(s->qid, j->dkim_log);
 		scheduler_add(s->srv->sched, &qm);
 		free(qr);
 		if (!s->dead)
