@@ -710,6 +710,11 @@ throttle_on_throttled(struct throttle *t, const char *reason, double now)
 		/* No configured rate: learn the one the upstream refused. */
 		t->base = dmax(floor, observed_rate(t, now));
 		t->cur = t->base;
+	} else if (t->cfg.rate.n == 0 && t->cur >= t->base) {
+		/* Refused again at the learned ceiling: the limit is below
+		 * it; settle 10% lower so the rate converges under it. */
+		t->base = dmax(floor, t->base * 0.9);
+		t->cur = t->base;
 	}
 	t->cur = dmin(t->base, dmax(floor, t->cur * p->backoff_factor));
 	apply_rate(t, now);

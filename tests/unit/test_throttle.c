@@ -538,8 +538,18 @@ test_adaptive(void)
 	throttle_state(t, T0 + 1.1 + 3600, &st);
 	ok(st.rate_current > 9.99999 && st.rate_current < 10.00001,
 	    "still the learned ceiling within cooldown_window (%f)", st.rate_current);
-	throttle_on_success(t, T0 + 1.1 + 3601);
-	throttle_state(t, T0 + 1.1 + 3601, &st);
+	throttle_on_throttled(t, "421 4.7.0 rate limit", T0 + 1.1 + 3000);
+	throttle_state(t, T0 + 1.1 + 3000, &st);
+	ok(st.rate_current > 4.49999 && st.rate_current < 4.50001,
+	    "refused again at the learned 10/s: ceiling 9/s, halved to 4.5/s (%f)",
+	    st.rate_current);
+	for (k = 0; k < 60; k++)
+		throttle_on_success(t, T0 + 1.1 + 3100);
+	throttle_state(t, T0 + 1.1 + 3100, &st);
+	ok(st.rate_current > 8.99999 && st.rate_current < 9.00001,
+	    "recovery stops at the lowered ceiling (%f)", st.rate_current);
+	throttle_on_success(t, T0 + 1.1 + 3000 + 3601);
+	throttle_state(t, T0 + 1.1 + 3000 + 3601, &st);
 	is_int(us(st.rate_current), 0, "a quiet cooldown_window later: unlimited again");
 	throttle_free(t);
 
