@@ -264,6 +264,9 @@ static const struct setting settings[] = {
 	  .def = "4h", .min = 1, .max = 60 * DAY },
 	{ QUE(scan_interval), .key = "scan_interval", .type = T_DUR,
 	  .def = "1s", .min = 1, .max = 3600 },
+	/* 0: a suppression never expires */
+	{ QUE(suppress_expiry), .key = "suppress_expiry", .type = T_DUR,
+	  .def = "90d", .min = 0, .max = 3650 * DAY },
 };
 
 #define NSETTINGS ARRAY_LEN(settings)

@@ -114,6 +114,8 @@ struct conf_queue {
 	long max_lifetime;          /* default 5d: then the message bounces */
 	long delay_warning;         /* default 4h: then a delay DSN (NOTIFY=DELAY) */
 	long scan_interval;         /* default 1s: how often the scheduler wakes */
+	long suppress_expiry;       /* default 90d: a bad-mailbox suppression
+	                             * lasts this long; 0 = for ever */
 };
 
 struct conf_server {

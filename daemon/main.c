@@ -11,7 +11,8 @@
  * SIGINT stop gracefully: listeners close, idle sessions are closed, a
  * session waiting for its commit still gets its 250, deliveries in flight
  * finish (bounded by STOP_GRACE), then the store thread is drained.
- * SIGHUP reloads the users file and the DKIM keys (server_reload).
+ * SIGHUP reloads the users file, the DKIM keys and the suppression list
+ * (server_reload).
  */
 #include "config.h"
 
@@ -42,6 +43,7 @@
 #include "signer.h"
 #include "smtp_session.h"
 #include "store.h"
+#include "suppress.h"
 #include "tls.h"
 #include "util.h"
 
@@ -113,7 +115,7 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 static void
 main_reload(evutil_socket_t sig, short what, void *arg)
 {
-	log_info("SIGHUP: reloading the users file and DKIM keys");
+	log_info("SIGHUP: reloading the users file, DKIM keys and suppression list");
 	server_reload(&server);
 }
 
@@ -261,6 +263,9 @@ main(int argc, char **argv)
 	/* The queue is loaded before the first connection is accepted. */
 	if ((loaded = scheduler_load(server.sched)) < 0)
 		fatalx("queue %s: cannot load", dbpath);
+	server.suppress = suppress_new(SUPPRESS_MAX_DEFAULT);
+	if (suppress_load(server.suppress, server.store) < 0)
+		fatalx("queue %s: cannot load the suppression list", dbpath);
 	if (store_start(server.store, server.loopq) < 0)
 		fatalx("queue %s: cannot start the store thread", dbpath);
 	server.alert = alert_new(&server, 0, 0);
@@ -281,8 +286,9 @@ main(int argc, char **argv)
 	evsignal_add(sigint, NULL);
 	evsignal_add(sighup, NULL);
 	main_pidfile(1);
-	log_info("outpostd %s started: %ld queued messages, %zu users, %d signer threads",
-	    PACKAGE_VERSION, loaded, server.users->nusers,
+	log_info("outpostd %s started: %ld queued messages, %zu suppressed addresses,"
+	    " %zu users, %d signer threads", PACKAGE_VERSION, loaded,
+	    suppress_count(server.suppress), server.users->nusers,
 	    server.conf->server.signer_threads);
 
 	event_base_dispatch(server.base);
@@ -296,6 +302,7 @@ main(int argc, char **argv)
 	scheduler_free(server.sched);
 	signer_free(server.signer);
 	store_close(server.store);
+	suppress_free(server.suppress);
 	loopq_free(server.loopq);
 	dns_free(server.dns);
 	if (stop_timer)

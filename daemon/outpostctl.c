@@ -13,6 +13,10 @@
  *                          defaults to dkim/ beside the config file), print
  *                          its TXT record and the dkim_key line for the config
  *   dkim dns DOMAIN        the TXT records of DOMAIN's configured keys
+ *   suppress list [--json] the suppression list in queue.db (read-only)
+ *   suppress add ADDR [--reason TEXT] [--expires 30d]
+ *   suppress remove ADDR   edit queue.db (WAL, bound parameters), then
+ *                          SIGHUP the running outpostd so it re-reads it
  *
  * Exit codes: 0 success, 1 failure, 2 usage error.
  */
@@ -27,11 +31,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "conf.h"
 #include "dkim_key.h"
+#include "log.h"
+#include "smtp_parse.h"
+#include "store.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
@@ -62,6 +70,9 @@ static int verb_check_config(const char *conf, int argc, char **argv);
 static int verb_reload(const char *conf, int argc, char **argv);
 static int verb_dkim_keygen(const char *conf, int argc, char **argv);
 static int verb_dkim_dns(const char *conf, int argc, char **argv);
+static int verb_suppress_list(const char *conf, int argc, char **argv);
+static int verb_suppress_add(const char *conf, int argc, char **argv);
+static int verb_suppress_remove(const char *conf, int argc, char **argv);
 
 static const struct verb dkim_verbs[] = {
 	{ "keygen", verb_dkim_keygen,
@@ -74,6 +85,18 @@ static const struct verb dkim_verbs[] = {
 };
 static const struct verb_group dkim_group = { dkim_verbs, ARRAY_LEN(dkim_verbs) };
 
+static const struct verb suppress_verbs[] = {
+	{ "list", verb_suppress_list, "[--json]",
+	  "the suppressed addresses: since, expiry, reason, the upstream's reply",
+	  NULL },
+	{ "add", verb_suppress_add, "ADDR [--reason TEXT] [--expires 30d]",
+	  "refuse ADDR at RCPT (default reason manual, never expires)", NULL },
+	{ "remove", verb_suppress_remove, "ADDR",
+	  "accept ADDR again", NULL },
+};
+static const struct verb_group suppress_group = { suppress_verbs,
+	ARRAY_LEN(suppress_verbs) };
+
 static const struct verb verbs[] = {
 	{ "passwd", verb_passwd, "USER [SENDERS]",
 	  "print a users-file line; password from stdin, SENDERS like"
@@ -85,6 +108,7 @@ static const struct verb verbs[] = {
 	  "check the configuration, then make the running outpostd re-read the"
 	  " users file and the DKIM keys", NULL },
 	{ "dkim", NULL, "", "", &dkim_group },
+	{ "suppress", NULL, "", "", &suppress_group },
 };
 
 /* check_all - the configuration, the users file and the DKIM keys, with
@@ -305,13 +329,36 @@ verb_check_config(const char *conf, int argc, char **argv)
 	return 0;
 }
 
-/* verb_reload - SIGHUP to the daemon named by STATE_DIR/outpostd.pid,
- * only after the same checks as check-config passed */
+/* signal_daemon - SIGHUP to the outpostd named by STATE_DIR/outpostd.pid:
+ * its pid, or -1 (not running) with why in buf */
+static long
+signal_daemon(const char *state_dir, char *why, size_t len)
+{
+	char path[PATH_MAX + 16], *text;
+	long pid;
+
+	snprintf(path, sizeof(path), "%s/outpostd.pid", state_dir);
+	if ((text = util_read_file(path, 64, NULL)) == NULL) {
+		snprintf(why, len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	pid = strtol(text, NULL, 10);
+	free(text);
+	if (pid <= 1 || kill((pid_t)pid, SIGHUP) < 0) {
+		snprintf(why, len, "pid %ld from %s: %s", pid, path,
+		    pid <= 1 ? "invalid" : strerror(errno));
+		return -1;
+	}
+	return pid;
+}
+
+/* verb_reload - SIGHUP to the daemon, only after the same checks as
+ * check-config passed */
 static int
 verb_reload(const char *conf, int argc, char **argv)
 {
 	struct conf *c;
-	char path[PATH_MAX + 16], *text;
+	char why[PATH_MAX + 128];
 	long pid;
 
 	if (argc != 1)
@@ -320,22 +367,14 @@ verb_reload(const char *conf, int argc, char **argv)
 		fprintf(stderr, "outpostctl: not reloading; the running outpostd keeps its settings\n");
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/outpostd.pid", c->server.state_dir);
+	pid = signal_daemon(c->server.state_dir, why, sizeof(why));
 	conf_free(c);
-	if ((text = util_read_file(path, 64, NULL)) == NULL) {
-		fprintf(stderr, "outpostctl: outpostd is not running (%s: %s)\n", path,
-		    strerror(errno));
+	if (pid < 0) {
+		fprintf(stderr, "outpostctl: outpostd is not running (%s)\n", why);
 		return 1;
 	}
-	pid = strtol(text, NULL, 10);
-	free(text);
-	if (pid <= 1 || kill((pid_t)pid, SIGHUP) < 0) {
-		fprintf(stderr, "outpostctl: outpostd is not running (pid %ld from %s: %s)\n",
-		    pid, path, pid <= 1 ? "invalid" : strerror(errno));
-		return 1;
-	}
-	printf("outpostd (pid %ld): reload of the users file and DKIM keys requested; "
-	    "its log says how it went\n", pid);
+	printf("outpostd (pid %ld): reload of the users file, DKIM keys and "
+	    "suppression list requested; its log says how it went\n", pid);
 	return 0;
 }
 
@@ -551,6 +590,218 @@ verb_dkim_dns(const char *conf, int argc, char **argv)
 	dkim_key_free(ks);
 	conf_free(c);
 	return rc == 0 && fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* suppress_db - queue.db of the configured state_dir into path; the
+ * loaded conf, or NULL after reporting */
+static struct conf *
+suppress_db(const char *conf, char *path, size_t len)
+{
+	struct conf *c;
+	int nerr;
+
+	if ((nerr = conf_load(conf, stderr, &c)) > 0) {
+		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
+		return NULL;
+	}
+	snprintf(path, len, "%s/queue.db", c->server.state_dir);
+	return c;
+}
+
+/* suppress_time - "2026-11-22 18:44:36" UTC, or "never" for 0 */
+static const char *
+suppress_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		util_strlcpy(buf, t == 0 ? "never" : "?", len);
+	return buf;
+}
+
+/* json_str - s as a JSON string (RFC 8259 7) */
+static void
+json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+struct suppress_print {
+	int json;
+	size_t n;
+};
+
+/* suppress_print_one - one row, as text or as a JSON array element */
+static void
+suppress_print_one(const struct store_suppression *e, void *arg)
+{
+	struct suppress_print *p = arg;
+	char t1[32], t2[32], esc[2048];
+
+	if (p->json) {
+		printf("%s\n  {\"address\": ", p->n ? "," : "");
+		json_str(e->address);
+		printf(", \"reason\": ");
+		json_str(e->reason);
+		printf(", \"reply\": ");
+		json_str(log_esc(e->reply, esc, sizeof(esc)));   /* upstream text */
+		printf(", \"first_seen\": %lld, \"last_seen\": %lld, \"expires_at\": %lld}",
+		    (long long)e->first_seen, (long long)e->last_seen,
+		    (long long)e->expires_at);
+	} else {
+		printf("%s  since %s  expires %s  %s%s%s\n", e->address,
+		    suppress_time(e->first_seen, t1, sizeof(t1)),
+		    suppress_time(e->expires_at, t2, sizeof(t2)), e->reason,
+		    e->reply[0] ? ": " : "", log_esc(e->reply, esc, sizeof(esc)));
+	}
+	p->n++;
+}
+
+/* verb_suppress_list - the unexpired rows, read-only */
+static int
+verb_suppress_list(const char *conf, int argc, char **argv)
+{
+	struct suppress_print p = { 0, 0 };
+	struct store *st;
+	struct conf *c;
+	char path[PATH_MAX + 16], err[PATH_MAX + 256];
+	int rc;
+
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
+		return verb_usage(argv[0]);
+	p.json = argc == 2;
+	if ((c = suppress_db(conf, path, sizeof(path))) == NULL)
+		return 1;
+	conf_free(c);
+	if (access(path, F_OK) < 0 && errno == ENOENT) {
+		printf(p.json ? "[]\n" : "");
+		return 0;
+	}
+	if ((st = store_open(path, 1, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "outpostctl: %s\n", err);
+		return 1;
+	}
+	if (p.json)
+		printf("[");
+	rc = store_load_suppressions(st, suppress_print_one, &p);
+	store_close(st);
+	if (p.json)
+		printf("%s]\n", p.n ? "\n" : "");
+	if (rc < 0) {
+		fprintf(stderr, "outpostctl: %s: cannot read the suppression list\n", path);
+		return 1;
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* suppress_apply - open queue.db read-write, run the change, then tell
+ * the running daemon; add: reason != NULL */
+static int
+suppress_apply(const char *conf, const char *addr, const char *reason,
+    time_t expires_at)
+{
+	struct store *st;
+	struct conf *c;
+	char path[PATH_MAX + 16], err[PATH_MAX + 256], why[PATH_MAX + 128];
+	long pid;
+	int rc;
+
+	if (!smtp_addr_valid(addr, 1)) {
+		fprintf(stderr, "outpostctl: invalid address '%s'\n", addr);
+		return 2;
+	}
+	if ((c = suppress_db(conf, path, sizeof(path))) == NULL)
+		return 1;
+	if ((st = store_open(path, 0, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "outpostctl: %s\n", err);
+		conf_free(c);
+		return 1;
+	}
+	if (reason != NULL)
+		rc = store_suppress_put(st, addr, reason, "", expires_at);
+	else
+		rc = store_suppress_remove(st, addr);
+	store_close(st);
+	if (rc < 0) {
+		fprintf(stderr, "outpostctl: %s: cannot change the suppression list\n", path);
+		conf_free(c);
+		return 1;
+	}
+	if (reason != NULL)
+		printf("%s suppressed\n", addr);
+	else
+		printf(rc == 1 ? "%s removed\n" : "%s was not suppressed\n", addr);
+	pid = signal_daemon(c->server.state_dir, why, sizeof(why));
+	conf_free(c);
+	if (pid < 0)
+		printf("outpostd is not running; the change applies at its next start\n");
+	else
+		printf("outpostd (pid %ld): reload requested\n", pid);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* suppress_reason_valid - 1..63 printable ASCII characters: the reason
+ * goes into an SMTP reply */
+static int
+suppress_reason_valid(const char *r)
+{
+	size_t n = strlen(r);
+
+	if (n == 0 || n >= 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (r[i] < 0x20 || r[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* verb_suppress_add - ADDR [--reason TEXT] [--expires DURATION] */
+static int
+verb_suppress_add(const char *conf, int argc, char **argv)
+{
+	const char *addr = NULL, *reason = "manual";
+	time_t expires_at = 0;
+	long d;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+			reason = argv[++i];
+			if (!suppress_reason_valid(reason))
+				return verb_usage(argv[0]);
+		} else if (strcmp(argv[i], "--expires") == 0 && i + 1 < argc) {
+			if (util_parse_duration(argv[++i], &d) < 0 || d < 0)
+				return verb_usage(argv[0]);
+			expires_at = d > 0 ? util_now() + d : 0;
+		} else if (addr == NULL && strncmp(argv[i], "--", 2) != 0) {
+			addr = argv[i];
+		} else {
+			return verb_usage(argv[0]);
+		}
+	}
+	if (addr == NULL)
+		return verb_usage(argv[0]);
+	return suppress_apply(conf, addr, reason, expires_at);
+}
+
+/* verb_suppress_remove - ADDR */
+static int
+verb_suppress_remove(const char *conf, int argc, char **argv)
+{
+	if (argc != 2)
+		return verb_usage(argv[0]);
+	return suppress_apply(conf, argv[1], NULL, 0);
 }
 
 /* main - global options, then the verb */

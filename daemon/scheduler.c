@@ -68,6 +68,7 @@
 #include "server.h"
 #include "smtp_parse.h"
 #include "store.h"
+#include "suppress.h"
 #include "throttle.h"
 #include "upstream.h"
 #include "util.h"
@@ -828,6 +829,34 @@ sched_policy_alerts(struct scheduler *s, const struct sched_msg *m,
 	}
 }
 
+/* sched_suppress - a bad mailbox (RFC 3463 X.1.1 and friends) is not
+ * worth another try: put each such recipient on the suppression list, in
+ * memory for the next RCPT and in queue.db for the next start. Policy and
+ * blocklist refusals are the sender's problem and never suppress. */
+static void
+sched_suppress(struct scheduler *s, struct sched_msg *m,
+    const struct sched_note *notes, size_t n, time_t now)
+{
+	long ttl = s->conf->queue.suppress_expiry;
+	time_t expires = ttl > 0 ? now + ttl : 0;
+	char esc[ADDR_MAX * 4 + 1], resc[SUPPRESS_REPLY_MAX * 4 + 1];
+
+	for (size_t i = 0; i < n; i++) {
+		const char *addr = m->rcpts[notes[i].ri].addr;
+
+		if (!classify_suppresses(notes[i].cls))
+			continue;
+		store_suppress_add(s->srv->store, addr, classify_name(notes[i].cls),
+		    notes[i].reply, expires);
+		if (s->srv->suppress != NULL)
+			suppress_add(s->srv->suppress, addr, classify_name(notes[i].cls),
+			    notes[i].reply, now, expires);
+		log_info("%s: to=<%s> suppressed (%s)", m->queue_id,
+		    log_esc(addr, esc, sizeof(esc)),
+		    log_esc(notes[i].reply, resc, sizeof(resc)));
+	}
+}
+
 /* sched_done - the upstream answered for every recipient of the job */
 static void
 sched_done(struct upstream_job *job, void *arg)
@@ -969,6 +998,7 @@ sched_done(struct upstream_job *job, void *arg)
 		sched_send_dsn(s, m, sj, delayed, ndelayed, BOUNCE_DELAYED, now);
 	}
 	sched_policy_alerts(s, m, failed, nfailed);
+	sched_suppress(s, m, failed, nfailed, now);
 	free(failed);
 	free(delayed);
 	/* keep only the recipients still pending */

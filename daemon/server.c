@@ -1,7 +1,8 @@
 /*
  * server - helpers over the daemon's shared state (server.h): the
  * reference-counted DKIM key set, and reloading the parts of the
- * configuration that can change without a restart (users file, DKIM keys).
+ * configuration that can change without a restart (users file, DKIM keys)
+ * and the suppression list that outpostctl edits in queue.db.
  *
  * Everything here runs on the loop thread.
  */
@@ -17,6 +18,8 @@
 #include "dkim_sign.h"
 #include "log.h"
 #include "server.h"
+#include "store.h"
+#include "suppress.h"
 #include "util.h"
 
 /* server_dkim_hold - a reference to the current keys for one job */
@@ -79,6 +82,36 @@ server_dkim_install(struct server *srv, struct server_dkim *d)
 		server_dkim_drop(srv, old);
 }
 
+/* server_suppress_reload - read the suppressions table again into a new
+ * set, swapped in only if the read succeeded. The store thread owns the
+ * daemon's connection, so this opens queue.db read-only for the moment. */
+int
+server_suppress_reload(struct server *srv)
+{
+	char path[PATH_MAX + 16], err[512];
+	struct store *ro;
+	struct suppress *set;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/queue.db", srv->conf->server.state_dir);
+	if ((ro = store_open(path, 1, err, sizeof(err))) == NULL) {
+		log_err("reload: suppression list: %s; keeping the running one", err);
+		return -1;
+	}
+	set = suppress_new(SUPPRESS_MAX_DEFAULT);
+	rc = suppress_load(set, ro);
+	store_close(ro);
+	if (rc < 0) {
+		log_err("reload: suppression list unreadable; keeping the running one");
+		suppress_free(set);
+		return -1;
+	}
+	suppress_free(srv->suppress);
+	srv->suppress = set;
+	log_info("reload: %zu suppressed addresses", suppress_count(set));
+	return 0;
+}
+
 /* server_reload - SIGHUP: read the users file and the DKIM keys again.
  * Everything is loaded first; on any error nothing changes and the
  * running set stays. Returns 0 or -1. */
@@ -95,6 +128,8 @@ server_reload(struct server *srv)
 
 	if (errs == NULL)
 		return -1;
+	if (srv->suppress != NULL)
+		(void)server_suppress_reload(srv);
 	if (conf_load(srv->conf->path, errs, &c) != 0)
 		goto out;
 	if (c->server.users_file[0])

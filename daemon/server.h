@@ -23,6 +23,7 @@ struct dkim_signer;
 struct alert;
 struct server;
 struct throttle_users;
+struct suppress;
 
 /* The DKIM keys in use, shared by every signing job. A job holds a
  * reference from submission to completion (both on the loop thread), so
@@ -39,8 +40,10 @@ void server_dkim_release(struct server *srv, struct server_dkim *d);
 struct server_dkim *server_dkim_load(const struct conf *c, FILE *errs);
 void server_dkim_install(struct server *srv, struct server_dkim *d);
 /* Re-read the users file and the DKIM keys (SIGHUP); on errors the
- * running ones stay. Returns 0 or -1. */
+ * running ones stay. Returns 0 or -1. The suppression list is re-read
+ * too, on a read-only connection of its own (server_suppress_reload). */
 int server_reload(struct server *srv);
+int server_suppress_reload(struct server *srv);
 
 struct server {
 	struct event_base *base;
@@ -56,6 +59,8 @@ struct server {
 	struct dns *dns;
 	struct server_dkim *dkim;   /* current keys (never NULL once started) */
 	struct alert *alert;        /* postmaster alerts; NULL in tools and tests */
+	struct suppress *suppress;  /* suppressed recipients; NULL in tools and
+	                             * tests that do not set one */
 	struct listener **listeners;
 	size_t nlisteners;
 	int nsessions;              /* open submission sessions, all listeners */

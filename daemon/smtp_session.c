@@ -55,6 +55,7 @@
 #include "smtp_parse.h"
 #include "smtp_session.h"
 #include "store.h"
+#include "suppress.h"
 #include "throttle.h"
 #include "tls.h"
 #include "util.h"
@@ -676,6 +677,43 @@ session_user_allowed(struct session *s)
 	return 0;
 }
 
+/* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with CRLF. */
+#define SESSION_SUPPRESS_LINE 510
+
+/* session_suppressed - 1 after refusing a suppressed recipient with a
+ * 550 5.1.1 that says since when and why (the upstream's words escaped
+ * and cut so that the line stays within RFC 5321's limit) */
+static int
+session_suppressed(struct session *s, const char *addr)
+{
+	const struct suppress_entry *e;
+	char a[ADDR_MAX * 4 + 1], why[SUPPRESS_REPLY_MAX * 4 + 1], day[16];
+	char reason[SUPPRESS_REASON_MAX * 4 + 1];
+	static const char tail[] = "; remove it with outpostctl suppress remove";
+	struct tm tm;
+	time_t since;
+	int fixed, room;
+
+	if ((e = suppress_find(s->srv->suppress, addr, util_now())) == NULL)
+		return 0;
+	since = e->first_seen;
+	if (gmtime_r(&since, &tm) == NULL || strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0)
+		util_strlcpy(day, "?", sizeof(day));
+	log_esc(addr, a, sizeof(a));
+	log_esc(e->reply, why, sizeof(why));
+	log_esc(e->reason, reason, sizeof(reason));
+	log_info("%s: RCPT to=<%s> refused: suppressed since %s (%s)", s->id, a, day,
+	    reason);
+	fixed = (int)(strlen("550 5.1.1 <> is suppressed since  (: )") + strlen(a) +
+	    strlen(day) + strlen(reason) + strlen(tail));
+	room = SESSION_SUPPRESS_LINE - fixed;
+	if (room < 0)
+		room = 0;
+	session_reply(s, "550 5.1.1 <%s> is suppressed since %s (%s%s%.*s)%s", a, day,
+	    reason, why[0] ? ": " : "", why[0] ? room : 0, why, tail);
+	return 1;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *args)
 {
@@ -702,6 +740,8 @@ cmd_rcpt(struct session *s, const char *args)
 		    s->srv->conf->server.max_recipients);
 		return;
 	}
+	if (session_suppressed(s, r.addr))
+		return;
 	if (!session_user_allowed(s))
 		return;
 	s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1, sizeof(*s->rcpts));

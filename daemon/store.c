@@ -91,6 +91,13 @@ static const char store_schema[] =
     " upstream TEXT PRIMARY KEY,"
     " data BLOB NOT NULL,"
     " saved_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS suppressions("
+    " address TEXT PRIMARY KEY,"
+    " reason TEXT NOT NULL,"
+    " reply TEXT,"
+    " first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS recipients_due"
     " ON recipients(status, next_attempt_at);"
     "CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message_id);"
@@ -99,11 +106,19 @@ static const char store_schema[] =
     "INSERT OR IGNORE INTO meta(key, value)"
     " VALUES ('schema_version', '" STORE_SCHEMA_VERSION "');";
 
+/* Upsert of one suppression: a repeat keeps first_seen and refreshes
+ * the rest. Shared by the store thread and store_suppress_put. */
+#define STORE_SQL_SUPPRESS "INSERT INTO suppressions(address, reason, reply," \
+	" first_seen, last_seen, expires_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5)" \
+	" ON CONFLICT(address) DO UPDATE SET reason = excluded.reason," \
+	" reply = excluded.reply, last_seen = excluded.last_seen," \
+	" expires_at = excluded.expires_at"
+
 /* The statements the store thread keeps prepared for its whole life. */
 enum store_sql {
 	SQL_BEGIN, SQL_COMMIT, SQL_ROLLBACK,
 	SQL_INS_MSG, SQL_INS_RCPT, SQL_UPD_RCPT, SQL_INS_EVENT,
-	SQL_SEL_DATA, SQL_MSG_DONE, SQL_PUT_COUNTERS,
+	SQL_SEL_DATA, SQL_MSG_DONE, SQL_PUT_COUNTERS, SQL_PUT_SUPPRESS,
 	SQL_COUNT
 };
 
@@ -127,6 +142,7 @@ static const char *const store_sql_text[SQL_COUNT] = {
 	    " WHERE id = ?",
 	[SQL_PUT_COUNTERS] = "INSERT OR REPLACE INTO counters(upstream, data,"
 	    " saved_at) VALUES (?, ?, ?)",
+	[SQL_PUT_SUPPRESS] = STORE_SQL_SUPPRESS,
 };
 
 /* Pending recipients with their message, in message order. length(data)
@@ -143,7 +159,7 @@ static const char store_sql_queue[] =
     " ORDER BY r.message_id, r.id";
 
 enum store_op { STORE_OP_COMMIT, STORE_OP_RECORD, STORE_OP_LOAD,
-	STORE_OP_COUNTERS };
+	STORE_OP_COUNTERS, STORE_OP_SUPPRESS };
 
 struct store_item {
 	enum store_op op;
@@ -159,10 +175,12 @@ struct store_item {
 	struct store_result *res;   /* our own copies, strings included */
 	size_t nres;
 	int msg_done;
-	/* counters: our own copies */
+	/* counters, suppress: our own copies (name is the address) */
 	char *name;
 	void *blob;
 	size_t bloblen;
+	char *reason, *reply;
+	time_t at, expires_at;
 	/* load result, owned by data_cb once delivered */
 	char *data;
 	size_t len;
@@ -430,6 +448,8 @@ store_item_free(struct store_item *it)
 	free(it->res);
 	free(it->name);
 	free(it->blob);
+	free(it->reason);
+	free(it->reply);
 	free(it);
 }
 
@@ -575,6 +595,36 @@ store_apply_counters(struct store *s, struct store_item *it)
 	return SQLITE_OK;
 }
 
+/* store_bind_suppress - the upsert's parameters; addr already lower-cased */
+static int
+store_bind_suppress(sqlite3_stmt *st, const char *addr, const char *reason,
+    const char *reply, time_t at, time_t expires_at)
+{
+	int rc;
+
+	if ((rc = sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(st, 3, reply, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)at)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)expires_at)) != SQLITE_OK)
+		return rc;
+	return SQLITE_OK;
+}
+
+/* store_apply_suppress - insert or refresh one suppressed address */
+static int
+store_apply_suppress(struct store *s, struct store_item *it)
+{
+	sqlite3_stmt *st = s->st[SQL_PUT_SUPPRESS];
+
+	sqlite3_reset(st);
+	STORE_TRY(s, store_bind_suppress(st, it->name, it->reason, it->reply,
+	    it->at, it->expires_at), "bind");
+	STORE_TRY(s, sqlite3_step(st), "save suppression");
+	sqlite3_reset(st);
+	return SQLITE_OK;
+}
+
 /* store_txn - apply items in one transaction; *at_begin if BEGIN failed */
 static int
 store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
@@ -597,6 +647,8 @@ store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
 			rc = store_apply_commit(s, items[i]->msg);
 		else if (items[i]->op == STORE_OP_COUNTERS)
 			rc = store_apply_counters(s, items[i]);
+		else if (items[i]->op == STORE_OP_SUPPRESS)
+			rc = store_apply_suppress(s, items[i]);
 		else
 			rc = store_apply_record(s, items[i]);
 	}
@@ -614,6 +666,7 @@ store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
 	sqlite3_reset(s->st[SQL_INS_EVENT]);
 	sqlite3_reset(s->st[SQL_MSG_DONE]);
 	sqlite3_reset(s->st[SQL_PUT_COUNTERS]);
+	sqlite3_reset(s->st[SQL_PUT_SUPPRESS]);
 	if (!sqlite3_get_autocommit(s->db)) {
 		sqlite3_step(s->st[SQL_ROLLBACK]);
 		sqlite3_reset(s->st[SQL_ROLLBACK]);
@@ -990,6 +1043,132 @@ store_load_counters(struct store *s, const char *upstream, void **blob, size_t *
 		log_err("store: load counters: %s", sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
 	return r;
+}
+
+/* store_suppress_addr - the address as the table keys it: lower-cased,
+ * NULL if it does not fit */
+static char *
+store_suppress_addr(const char *addr)
+{
+	if (strlen(addr) > ADDR_MAX)
+		return NULL;
+	return util_strlower(xstrdup(addr));
+}
+
+/* store_suppress_add - copy now, upsert with the next batch */
+void
+store_suppress_add(struct store *s, const char *addr, const char *reason,
+    const char *reply, time_t expires_at)
+{
+	struct store_item *it;
+	char *key = store_suppress_addr(addr);
+
+	if (key == NULL)
+		return;
+	it = xcalloc(1, sizeof(*it));
+	it->op = STORE_OP_SUPPRESS;
+	it->name = key;
+	it->reason = xstrdup(reason);
+	it->reply = store_dup(reply);
+	it->at = util_now();
+	it->expires_at = expires_at;
+	store_enqueue(s, it);
+}
+
+/* store_suppress_put - the same upsert, synchronously (outpostctl) */
+int
+store_suppress_put(struct store *s, const char *addr, const char *reason,
+    const char *reply, time_t expires_at)
+{
+	sqlite3_stmt *st;
+	char *key = store_suppress_addr(addr);
+	int rc;
+
+	if (key == NULL)
+		return -1;
+	if (sqlite3_prepare_v2(s->db, STORE_SQL_SUPPRESS, -1, &st, NULL) != SQLITE_OK) {
+		log_err("store: suppress: %s", sqlite3_errmsg(s->db));
+		free(key);
+		return -1;
+	}
+	rc = store_bind_suppress(st, key, reason, reply, util_now(), expires_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		log_err("store: suppress: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	free(key);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* store_suppress_remove - delete one address, synchronously */
+int
+store_suppress_remove(struct store *s, const char *addr)
+{
+	sqlite3_stmt *st;
+	char *key = store_suppress_addr(addr);
+	int rc;
+
+	if (key == NULL)
+		return 0;
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM suppressions WHERE address = ?",
+	    -1, &st, NULL) != SQLITE_OK) {
+		log_err("store: unsuppress: %s", sqlite3_errmsg(s->db));
+		free(key);
+		return -1;
+	}
+	rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		log_err("store: unsuppress: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	free(key);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return sqlite3_changes(s->db) > 0 ? 1 : 0;
+}
+
+/* store_load_suppressions - every unexpired row, synchronously; a
+ * queue.db that never met a suppressing outpost has none */
+int
+store_load_suppressions(struct store *s, store_suppress_fn cb, void *arg)
+{
+	struct store_suppression e;
+	sqlite3_stmt *st;
+	int rc, has;
+
+	if ((has = store_has_column(s->db, "suppressions", "address")) <= 0)
+		return has;
+	if (sqlite3_prepare_v2(s->db, "SELECT address, reason, reply, first_seen,"
+	    " last_seen, expires_at FROM suppressions"
+	    " WHERE expires_at = 0 OR expires_at > ? ORDER BY address",
+	    -1, &st, NULL) != SQLITE_OK) {
+		log_err("store: load suppressions: %s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)util_now());
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *reply = sqlite3_column_text(st, 2);
+		const unsigned char *reason = sqlite3_column_text(st, 1);
+
+		e.address = (const char *)sqlite3_column_text(st, 0);
+		if (e.address == NULL) {
+			rc = SQLITE_OK;
+			continue;
+		}
+		e.reason = reason ? (const char *)reason : "";
+		e.reply = reply ? (const char *)reply : "";
+		e.first_seen = (time_t)sqlite3_column_int64(st, 3);
+		e.last_seen = (time_t)sqlite3_column_int64(st, 4);
+		e.expires_at = (time_t)sqlite3_column_int64(st, 5);
+		cb(&e, arg);
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE)
+		log_err("store: load suppressions: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* store_fail_next - fault injection: fail the next n commits with err */

@@ -26,6 +26,9 @@
  *   events(id, message_id, recipient_id, at, upstream, relay, status, reply)
  *   counters(upstream, data BLOB, saved_at)   -- throttling's rolling-day
  *            counters per upstream, in the scheduler's own encoding
+ *   suppressions(address, reason, reply, first_seen, last_seen,
+ *            expires_at)   -- addresses refused at RCPT; address is
+ *            lower-cased, expires_at 0 = never
  *   meta(key, value)   -- schema_version
  * Once every recipient of a message is final, its data is dropped
  * (data = NULL, done_at set); the rows stay as history.
@@ -170,6 +173,27 @@ void store_save_counters(struct store *s, const char *upstream, const void *blob
     size_t len, store_done_fn cb, void *arg);
 int store_load_counters(struct store *s, const char *upstream, void **blob,
     size_t *len);
+/* The suppression list (issue 4). store_suppress_add copies its
+ * arguments and upserts with the next batch (first_seen kept, the rest
+ * refreshed); the address is lower-cased. store_suppress_put (same upsert)
+ * and store_suppress_remove (1 removed, 0 absent, -1 error) are
+ * synchronous for outpostctl; store_load_suppressions is synchronous
+ * (before store_start, or on a connection of its own) and skips expired
+ * rows: 0 or -1. */
+struct store_suppression {
+	const char *address;
+	const char *reason;         /* "bad-mailbox", "manual" ... */
+	const char *reply;          /* the upstream reply, "" if none */
+	time_t first_seen, last_seen;
+	time_t expires_at;          /* 0: never */
+};
+typedef void (*store_suppress_fn)(const struct store_suppression *e, void *arg);
+void store_suppress_add(struct store *s, const char *addr, const char *reason,
+    const char *reply, time_t expires_at);
+int store_suppress_put(struct store *s, const char *addr, const char *reason,
+    const char *reply, time_t expires_at);
+int store_suppress_remove(struct store *s, const char *addr);
+int store_load_suppressions(struct store *s, store_suppress_fn cb, void *arg);
 /* ---- end of additions ---- */
 
 #endif

@@ -167,6 +167,7 @@ test_defaults(void)
 	is_int(c->queue.max_lifetime, 5 * 86400, "max_lifetime 5d");
 	is_int(c->queue.delay_warning, 4 * 3600, "delay_warning 4h");
 	is_int(c->queue.scan_interval, 1, "scan_interval 1s");
+	is_int(c->queue.suppress_expiry, 90 * 86400, "suppress_expiry 90d");
 	conf_free(c);
 }
 
@@ -248,7 +249,8 @@ test_full(void)
 	    "retry = 30s, 2m, 1h\n"
 	    "max_lifetime = 2d\n"
 	    "delay_warning = 2h\n"
-	    "scan_interval = 5s\n", sub("cert.pem"));
+	    "scan_interval = 5s\n"
+	    "suppress_expiry = 0\n", sub("cert.pem"));
 	is_int(load(text, &c), 0, "full config loads");
 	is_str(errs, "", "full config: no messages");
 	if (c == NULL)
@@ -362,6 +364,7 @@ test_full(void)
 	is_int(c->queue.max_lifetime, 2 * 86400, "max_lifetime");
 	is_int(c->queue.delay_warning, 7200, "delay_warning");
 	is_int(c->queue.scan_interval, 5, "scan_interval");
+	is_int(c->queue.suppress_expiry, 0, "suppress_expiry 0 = never");
 	conf_free(c);
 }
 

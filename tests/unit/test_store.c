@@ -24,6 +24,7 @@
 
 #include "loopq.h"
 #include "store.h"
+#include "suppress.h"
 #include "util.h"
 #include "tap.h"
 
@@ -180,6 +181,73 @@ raw_text(const char *sql, int64_t p, char *buf, size_t len)
 		util_strlcpy(buf, (const char *)v, len);
 	sqlite3_finalize(st);
 	return buf;
+}
+
+/* What store_load_suppressions hands out. */
+struct supp_seen {
+	int n, bob, evil, expired;
+	char bob_reply[128];
+	int64_t bob_first, bob_expires;
+};
+
+/* supp_cb - collect the loaded suppressions */
+static void
+supp_cb(const struct store_suppression *e, void *arg)
+{
+	struct supp_seen *v = arg;
+
+	v->n++;
+	if (strcmp(e->address, "bob@example.com") == 0) {
+		v->bob = 1;
+		util_strlcpy(v->bob_reply, e->reply, sizeof(v->bob_reply));
+		v->bob_first = e->first_seen;
+		v->bob_expires = e->expires_at;
+	}
+	if (strcmp(e->address, "a'); drop table messages;--@x") == 0)
+		v->evil = 1;
+	if (strcmp(e->address, "old@example.org") == 0)
+		v->expired = 1;
+}
+
+/* test_suppress_set - the in-memory set: case, expiry, refresh, bound */
+static void
+test_suppress_set(void)
+{
+	struct suppress *set = suppress_new(2);
+	const struct suppress_entry *e;
+
+	ok(suppress_find(set, "bob@example.com", 100) == NULL, "suppress: empty set");
+	is_int(suppress_add(set, "Bob@Example.COM", "bad-mailbox", "550 5.1.1 no", 50, 0),
+	    0, "suppress_add");
+	e = suppress_find(set, "bob@EXAMPLE.com", 100);
+	ok(e != NULL && strcmp(e->addr, "bob@example.com") == 0,
+	    "suppress_find: case-insensitive, key lower-cased");
+	ok(e && strcmp(e->reason, "bad-mailbox") == 0 && strcmp(e->reply, "550 5.1.1 no") == 0 &&
+	    e->first_seen == 50, "suppress_find: reason, reply, first_seen");
+	ok(suppress_find(set, "bobby@example.com", 100) == NULL, "suppress_find: whole address");
+	is_int(suppress_add(set, "bob@example.com", "manual", "", 90, 200), 0,
+	    "suppress_add: refresh");
+	e = suppress_find(set, "bob@example.com", 100);
+	ok(e && e->first_seen == 50 && e->expires_at == 200 && strcmp(e->reason, "manual") == 0,
+	    "refresh keeps first_seen, takes expiry and reason");
+	ok(suppress_find(set, "bob@example.com", 200) == NULL, "expired at expires_at");
+	is_int(suppress_add(set, "c@example.com", "manual", NULL, 1, 0), 0, "second entry");
+	is_int(suppress_add(set, "d@example.com", "manual", NULL, 1, 0), -1,
+	    "beyond max: refused");
+	is_int(suppress_count(set), 2, "suppress_count");
+	suppress_free(set);
+
+	set = suppress_new(100000);
+	for (int i = 0; i < 5000; i++) {
+		char a[64];
+
+		snprintf(a, sizeof(a), "user%d@example.com", i);
+		suppress_add(set, a, "bad-mailbox", "550", 1, 0);
+	}
+	ok(suppress_count(set) == 5000 && suppress_find(set, "USER4999@example.com", 2) &&
+	    suppress_find(set, "user0@example.com", 2) && !suppress_find(set, "user5000@example.com", 2),
+	    "5000 entries: the table grows and finds them all");
+	suppress_free(set);
 }
 
 /* queue_cb - collect what store_load_queue hands out */
@@ -648,6 +716,37 @@ main(void)
 		store_save_counters(s, "empty", NULL, 0, NULL, NULL);
 	}
 
+	/* suppressions: upsert through the thread, lower-cased, bound */
+	{
+		static struct res b1, b2;
+
+		store_suppress_add(s, "Bob@Example.COM", "bad-mailbox",
+		    "550 5.1.1 user unknown", 0);
+		store_suppress_add(s, evil, "bad-mailbox", "550 5.1.1 x", 0);
+		store_suppress_add(s, "old@example.org", "manual", NULL, 1);
+		pending++;
+		store_save_counters(s, "barrier", "x", 1, done_cb, &b1);
+		ok(run() && b1.err == STORE_OK, "store_suppress_add: written");
+		is_int(raw_int("SELECT count(*) FROM suppressions", 0), 3,
+		    "suppressions: three rows");
+		is_int(raw_int("SELECT count(*) FROM suppressions WHERE address ="
+		    " 'bob@example.com' AND first_seen = last_seen", 0), 1,
+		    "suppressions: address lower-cased, first_seen = last_seen");
+		ok(raw_int("SELECT count(*) FROM messages", 0) > NMSG,
+		    "suppressions: hostile address harmless");
+		sqlite3_exec(raw, "UPDATE suppressions SET first_seen = 1000,"
+		    " last_seen = 1000 WHERE address = 'bob@example.com'", NULL, NULL, NULL);
+		store_suppress_add(s, "BOB@example.com", "bad-mailbox",
+		    "550 5.1.1 still unknown", 4000000000);
+		pending++;
+		store_save_counters(s, "barrier", "y", 1, done_cb, &b2);
+		ok(run() && b2.err == STORE_OK, "store_suppress_add: upsert written");
+		is_int(raw_int("SELECT count(*) FROM suppressions WHERE address ="
+		    " 'bob@example.com' AND first_seen = 1000 AND last_seen > 1000"
+		    " AND expires_at = 4000000000 AND reply = '550 5.1.1 still unknown'", 0), 1,
+		    "upsert keeps first_seen, updates last_seen, reply, expires_at");
+	}
+
 	/* close with work still queued: it is finished, callbacks posted */
 	memset(&r3, 0, sizeof(r3));
 	out[0] = (struct store_result){ msgs[4].rids[0], "deferred", 1,
@@ -688,6 +787,26 @@ main(void)
 		is_int(store_load_counters(s, "nobody", &blob, &blen), 0,
 		    "store_load_counters: 0 for an upstream never saved");
 		ok(blob == NULL && blen == 0, "store_load_counters: nothing returned");
+	}
+	{
+		struct supp_seen v;
+
+		memset(&v, 0, sizeof(v));
+		is_int(store_load_suppressions(s, supp_cb, &v), 0, "store_load_suppressions");
+		ok(v.n == 2 && v.bob && v.evil && !v.expired,
+		    "loaded: two unexpired, the expired one skipped");
+		ok(v.bob_first == 1000 && v.bob_expires == 4000000000 &&
+		    strcmp(v.bob_reply, "550 5.1.1 still unknown") == 0,
+		    "loaded: first_seen, expiry, reply");
+		is_int(store_suppress_remove(s, "BOB@Example.com"), 1,
+		    "store_suppress_remove: removed (any case)");
+		is_int(store_suppress_remove(s, "bob@example.com"), 0,
+		    "store_suppress_remove: 0 when absent");
+		is_int(store_suppress_put(s, "Carol@Example.com", "manual", "", 0), 0,
+		    "store_suppress_put");
+		memset(&v, 0, sizeof(v));
+		store_load_suppressions(s, supp_cb, &v);
+		ok(v.n == 2 && !v.bob, "after remove and put: two rows, bob gone");
 	}
 	memset(&l, 0, sizeof(l));
 	l.ordered = 1;
@@ -739,6 +858,7 @@ main(void)
 	    "garbage file refused: %s", err);
 
 	test_dsn_fields(dir, q);
+	test_suppress_set();
 
 	sqlite3_close(raw);
 	loopq_drain(q);
