@@ -1029,7 +1029,7 @@ test_heap(void)
 	is_int(e.loaded, HEAP_N, "heap: scheduler_load finds every message");
 	is_int(scheduler_pending(srv.sched), HEAP_N, "heap: all pending");
 	t_start = util_mono_ms();
-	delivered = run_until(all_sent, NULL, 10000);
+	delivered = run_until(all_sent, NULL, 60000);
 	ok(delivered, "heap: all delivered (%lld ms)", (long long)(util_mono_ms() - t_start));
 
 	db = db_ro();
