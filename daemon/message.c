@@ -20,7 +20,6 @@
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,21 +69,6 @@ static void
 ob_str(struct obuf *b, const char *s)
 {
 	ob_add(b, s, strlen(s));
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
-
-/* set_err - the full SMTP reply for a refused message */
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /* lower - ASCII only, whatever the locale */
@@ -213,7 +197,6 @@ lex_next(struct lexer *lx, size_t *start, size_t *n)
 		return T_ATOM;
 	}
 }
-
 
 /* States of one list element; the A_ states are inside "<...>". */
 enum mstate {
@@ -672,22 +655,22 @@ message_prepare(const char *in, size_t inlen, const struct message_params *p,
 	*outlen = 0;
 	scan_lines(in, inlen, &hdr_end, &blank, &long_line, &bare_line);
 	if (p->max_header_size > 0 && hdr_end > p->max_header_size) {
-		set_err(err, errlen, "552 5.3.4 Header section too large (limit %zu bytes)",
+		util_seterr(err, errlen, "552 5.3.4 Header section too large (limit %zu bytes)",
 		    p->max_header_size);
 		return -1;
 	}
 	if (long_line > 0) {
-		set_err(err, errlen, "550 5.6.0 Line %zu is longer than %d octets (RFC 5322 2.1.1)",
+		util_seterr(err, errlen, "550 5.6.0 Line %zu is longer than %d octets (RFC 5322 2.1.1)",
 		    long_line, MESSAGE_LINE_MAX);
 		return -1;
 	}
 	if (bare_line > 0) {
-		set_err(err, errlen, "550 5.6.0 Line %zu holds a bare CR or LF (RFC 5322 2.3)",
+		util_seterr(err, errlen, "550 5.6.0 Line %zu holds a bare CR or LF (RFC 5322 2.3)",
 		    bare_line);
 		return -1;
 	}
 	if (split_fields(in, hdr_end, &f, &nf, &bad) < 0) {
-		set_err(err, errlen, "550 5.6.0 Malformed header field at line %zu (RFC 5322 2.2)", bad);
+		util_seterr(err, errlen, "550 5.6.0 Malformed header field at line %zu (RFC 5322 2.2)", bad);
 		return -1;
 	}
 
@@ -711,7 +694,7 @@ message_prepare(const char *in, size_t inlen, const struct message_params *p,
 			}
 	}
 	if (nfrom != 1) {
-		set_err(err, errlen, "550 5.6.0 Message must have exactly one From: header (found %zu)",
+		util_seterr(err, errlen, "550 5.6.0 Message must have exactly one From: header (found %zu)",
 		    nfrom);
 		goto fail;
 	}
@@ -719,12 +702,12 @@ message_prepare(const char *in, size_t inlen, const struct message_params *p,
 	    info->from_addr, sizeof(info->from_addr)) != 1 ||
 	    (at = addr_domain_at(info->from_addr)) < 0) {
 		info->from_addr[0] = '\0';
-		set_err(err, errlen, "550 5.6.0 From: header must hold exactly one mailbox");
+		util_seterr(err, errlen, "550 5.6.0 From: header must hold exactly one mailbox");
 		goto fail;
 	}
 	for (size_t k = 0; k < ARRAY_LEN(single_fields); k++)
 		if (counts[k] > 1) {
-			set_err(err, errlen, "550 5.6.0 Duplicate %s: header (RFC 5322 3.6 allows one)",
+			util_seterr(err, errlen, "550 5.6.0 Duplicate %s: header (RFC 5322 3.6 allows one)",
 			    single_fields[k]);
 			goto fail;
 		}

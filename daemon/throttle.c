@@ -16,7 +16,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,21 +38,6 @@
 #define USER_MAX_DEFAULT 4096
 /* A rate above this is a typo, not a provider limit. */
 #define RATE_N_MAX 1000000000UL
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    PRINTF_LIKE(3, 4);
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static double
 dmax(double a, double b)
@@ -134,7 +118,7 @@ throttle_parse_rate(const char *s, struct throttle_rate *out, char *err,
 	if (digits == 0 || *p != '/')
 		goto bad;
 	if (n == 0 || n > RATE_N_MAX) {
-		seterr(err, errlen, "rate must be a whole number from 1 to %lu,"
+		util_seterr(err, errlen, "rate must be a whole number from 1 to %lu,"
 		    " got '%.64s'", RATE_N_MAX, s);
 		return -1;
 	}
@@ -153,7 +137,7 @@ throttle_parse_rate(const char *s, struct throttle_rate *out, char *err,
 		}
 	}
 bad:
-	seterr(err, errlen, "expected N/second, N/minute or N/hour, got '%.64s'",
+	util_seterr(err, errlen, "expected N/second, N/minute or N/hour, got '%.64s'",
 	    s);
 	return -1;
 }
@@ -207,20 +191,20 @@ throttle_parse_domain_rates(const char *s, struct throttle_domain_rate **out,
 		item = util_strtrim(item);
 		colon = strchr(item, ':');
 		if (colon == NULL) {
-			seterr(err, errlen, "domain_rate: expected domain:N/unit,"
+			util_seterr(err, errlen, "domain_rate: expected domain:N/unit,"
 			    " got '%.64s'", item);
 			goto fail;
 		}
 		*colon = '\0';
 		dom = util_strlower(util_strtrim(item));
 		if (!domain_ok(dom) || strlen(dom) >= HOST_MAX) {
-			seterr(err, errlen, "domain_rate: bad domain '%.64s'",
+			util_seterr(err, errlen, "domain_rate: bad domain '%.64s'",
 			    dom);
 			goto fail;
 		}
 		for (i = 0; i < cnt; i++) {
 			if (strcmp(v[i].domain, dom) == 0) {
-				seterr(err, errlen, "domain_rate: %.64s given"
+				util_seterr(err, errlen, "domain_rate: %.64s given"
 				    " twice", dom);
 				goto fail;
 			}
@@ -229,7 +213,7 @@ throttle_parse_domain_rates(const char *s, struct throttle_domain_rate **out,
 		util_strlcpy(v[cnt].domain, dom, sizeof(v[cnt].domain));
 		if (throttle_parse_rate(colon + 1, &v[cnt].rate, rerr,
 		    sizeof(rerr)) == -1) {
-			seterr(err, errlen, "domain_rate %.64s: %s", dom, rerr);
+			util_seterr(err, errlen, "domain_rate %.64s: %s", dom, rerr);
 			goto fail;
 		}
 		cnt++;

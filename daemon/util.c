@@ -442,6 +442,18 @@ util_b64_decode(const char *in, unsigned char *out, size_t outlen)
 }
 
 void
+util_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+void
 util_wipe(void *p, size_t n)
 {
 	OPENSSL_cleanse(p, n);

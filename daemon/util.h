@@ -80,6 +80,9 @@ char *util_read_file(const char *path, size_t max, size_t *len);
 char *util_b64_encode(const unsigned char *in, size_t len);
 int util_b64_decode(const char *in, unsigned char *out, size_t outlen);
 
+/* vsnprintf into an error buffer; nothing when err is NULL or errlen 0. */
+void util_seterr(char *err, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
 /* Wipe memory that held a secret, in a way the compiler keeps. */
 void util_wipe(void *p, size_t n);
 
