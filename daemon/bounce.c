@@ -124,6 +124,21 @@ clean_value(const char *in, char *out, size_t outlen)
 	return smtp_xtext_encode(in, out, outlen);
 }
 
+/* next_word - the next space-separated word at or after w (at most
+ * WORD_MAX octets: longer ones are cut into pieces), or NULL at the end */
+static const char *
+next_word(const char *w, size_t *n)
+{
+	while (*w == ' ')
+		w++;
+	if (*w == '\0')
+		return NULL;
+	*n = strcspn(w, " ");
+	if (*n > WORD_MAX)
+		*n = WORD_MAX;
+	return w;
+}
+
 /* add_folded - "Name: value" with value already clean, folded at white
  * space before FOLD_AT when a word allows it, cut at WORD_MAX when not */
 static void
@@ -135,14 +150,7 @@ add_folded(struct buf *b, const char *name, const char *value)
 	buf_str(b, name);
 	buf_str(b, ":");
 	col = strlen(name) + 1;
-	for (;;) {
-		while (*w == ' ')
-			w++;
-		if (*w == '\0')
-			break;
-		n = strcspn(w, " ");
-		if (n > WORD_MAX)
-			n = WORD_MAX;
+	while ((w = next_word(w, &n)) != NULL) {
 		if (col > strlen(name) + 1 && col + 1 + n > FOLD_AT) {
 			buf_str(b, "\r\n");
 			col = 0;
@@ -164,14 +172,7 @@ add_wrapped(struct buf *b, const char *indent, const char *text)
 	const char *w = t;
 	size_t col = 0, n, il = strlen(indent);
 
-	for (;;) {
-		while (*w == ' ')
-			w++;
-		if (*w == '\0')
-			break;
-		n = strcspn(w, " ");
-		if (n > WORD_MAX)
-			n = WORD_MAX;
+	while ((w = next_word(w, &n)) != NULL) {
 		if (col > 0 && col + 1 + n > TEXT_WIDTH) {
 			buf_str(b, "\r\n");
 			col = 0;

@@ -189,6 +189,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static void up_connect_next(struct up_conn *c);
+static void up_idle_or_quit(struct up_conn *c, int quit);
 static void up_fail(struct up_conn *c, int code, const char *fmt, ...) PRINTF_LIKE(3, 4);
 
 /* up_code - the reply code a text of ours or the server's starts with */
@@ -1022,7 +1023,15 @@ up_ready(struct up_conn *c)
 		if (c->state != UP_IDLE)
 			return;
 	}
-	if (c->quit_when_idle) {
+	up_idle_or_quit(c, c->quit_when_idle);
+}
+
+/* up_idle_or_quit - a connection done with its transaction: QUIT it, or
+ * park it idle for the next job */
+static void
+up_idle_or_quit(struct up_conn *c, int quit)
+{
+	if (quit) {
 		up_send(c, 0, "QUIT");
 		up_set_state(c, UP_QUIT);
 		return;
@@ -1321,13 +1330,7 @@ up_on_dot(struct up_conn *c, const struct smtp_reply *r)
 static void
 up_on_rset(struct up_conn *c, const struct smtp_reply *r)
 {
-	if (r->code / 100 != 2 || c->quit_when_idle) {
-		up_send(c, 0, "QUIT");
-		up_set_state(c, UP_QUIT);
-		return;
-	}
-	up_set_state(c, UP_IDLE);
-	upstream_dispatch(c->u);
+	up_idle_or_quit(c, r->code / 100 != 2 || c->quit_when_idle);
 }
 
 /* up_on_unexpected - a reply nobody asked for (idle or mid-body) */
