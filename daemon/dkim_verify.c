@@ -1,0 +1,1 @@
+#include "dkim_verify.h"

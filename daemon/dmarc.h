@@ -1,0 +1,4 @@
+/* dmarc - being written; see the helper branch. */
+#ifndef OUTPOST_DMARC_H
+#define OUTPOST_DMARC_H
+#endif
