@@ -267,6 +267,10 @@ static const struct setting settings[] = {
 	/* 0: a suppression never expires */
 	{ QUE(suppress_expiry), .key = "suppress_expiry", .type = T_DUR,
 	  .def = "90d", .min = 0, .max = 3650 * DAY },
+	{ QUE(soft_bounce_limit), .key = "soft_bounce_limit", .type = T_INT,
+	  .def = "5", .min = 0, .max = 1000 },
+	{ QUE(soft_bounce_period), .key = "soft_bounce_period", .type = T_DUR,
+	  .def = "3d", .min = 1, .max = 365 * DAY },
 };
 
 #define NSETTINGS ARRAY_LEN(settings)

@@ -116,6 +116,12 @@ struct conf_queue {
 	long scan_interval;         /* default 1s: how often the scheduler wakes */
 	long suppress_expiry;       /* default 90d: a bad-mailbox suppression
 	                             * lasts this long; 0 = for ever */
+	int soft_bounce_limit;      /* default 5: a recipient whose mailbox
+	                             * failed temporarily (4.1.x, 4.2.x) this
+	                             * many times ... 0 = never suppress */
+	long soft_bounce_period;    /* default 3d: ... across at least this
+	                             * long, with no delivery in between, is
+	                             * suppressed like a bad mailbox */
 };
 
 struct conf_server {

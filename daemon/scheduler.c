@@ -146,6 +146,7 @@ struct scheduler {
 	struct event *timer;
 	time_t saved_at;            /* last save of the day counters */
 	uint64_t rng;               /* xorshift64 state for retry jitter */
+	struct suppress *soft;      /* recipients failing temporarily */
 	int stopping;
 	int freeing;
 };
@@ -829,32 +830,87 @@ sched_policy_alerts(struct scheduler *s, const struct sched_msg *m,
 	}
 }
 
-/* sched_suppress - a bad mailbox (RFC 3463 X.1.1 and friends) is not
- * worth another try: put each such recipient on the suppression list, in
- * memory for the next RCPT and in queue.db for the next start. Policy and
- * blocklist refusals are the sender's problem and never suppress. */
+/* sched_suppress_addr - refuse addr at RCPT from now on: in memory for
+ * the next RCPT, in queue.db for the next start */
 static void
-sched_suppress(struct scheduler *s, struct sched_msg *m,
-    const struct sched_note *notes, size_t n, time_t now)
+sched_suppress_addr(struct scheduler *s, const struct sched_msg *m, const char *addr,
+    const char *reason, const char *reply, time_t now)
 {
 	long ttl = s->conf->queue.suppress_expiry;
 	time_t expires = ttl > 0 ? now + ttl : 0;
 	char esc[ADDR_MAX * 4 + 1], resc[SUPPRESS_REPLY_MAX * 4 + 1];
 
-	for (size_t i = 0; i < n; i++) {
-		const char *addr = m->rcpts[notes[i].ri].addr;
+	store_suppress_add(s->srv->store, addr, reason, reply, expires);
+	if (s->srv->suppress != NULL)
+		suppress_add(s->srv->suppress, addr, reason, reply, now, expires);
+	log_info("%s: to=<%s> suppressed (%s: %s)", m->queue_id,
+	    log_esc(addr, esc, sizeof(esc)), reason, log_esc(reply, resc, sizeof(resc)));
+}
 
-		if (!classify_suppresses(notes[i].cls))
-			continue;
-		store_suppress_add(s->srv->store, addr, classify_name(notes[i].cls),
-		    notes[i].reply, expires);
-		if (s->srv->suppress != NULL)
-			suppress_add(s->srv->suppress, addr, classify_name(notes[i].cls),
-			    notes[i].reply, now, expires);
-		log_info("%s: to=<%s> suppressed (%s)", m->queue_id,
-		    log_esc(addr, esc, sizeof(esc)),
-		    log_esc(notes[i].reply, resc, sizeof(resc)));
+/* sched_suppress - a bad mailbox (RFC 3463 X.1.1 and friends) is not
+ * worth another try. Policy and blocklist refusals are the sender's
+ * problem and never suppress. */
+static void
+sched_suppress(struct scheduler *s, struct sched_msg *m,
+    const struct sched_note *notes, size_t n, time_t now)
+{
+	for (size_t i = 0; i < n; i++)
+		if (classify_suppresses(notes[i].cls))
+			sched_suppress_addr(s, m, m->rcpts[notes[i].ri].addr,
+			    classify_name(notes[i].cls), notes[i].reply, now);
+}
+
+/* sched_is_soft - a temporary failure of the mailbox itself: RFC 3463
+ * X.1.x (address) or X.2.x (mailbox full, disabled for now), or a bare
+ * 450 "mailbox unavailable" (RFC 5321 4.2.3). The local 4.4.x of a
+ * failed connection and throttling are not the recipient's doing. */
+static int
+sched_is_soft(const struct upstream_rcpt *ur)
+{
+	char dsn[SCHED_DSN_MAX];
+
+	if (ur->code / 100 != 4)
+		return 0;
+	sched_dsn(ur->reply, 4, dsn, sizeof(dsn));
+	if ((dsn[2] == '1' || dsn[2] == '2') && dsn[3] == '.')
+		return 1;
+	return ur->code == 450 && strcmp(dsn, "4.0.0") == 0 &&
+	    strncmp(ur->reply, "450 4.0.0", 9) != 0;
+}
+
+/* sched_soft - one more soft failure of addr: soft_bounce_limit of them
+ * across at least soft_bounce_period, with no delivery in between, make
+ * the address as dead for the receivers as a 5.1.1 does */
+static void
+sched_soft(struct scheduler *s, const struct sched_msg *m, const char *addr,
+    const char *reply, time_t now)
+{
+	const struct conf_queue *q = &s->conf->queue;
+	const struct suppress_entry *e;
+	char esc[ADDR_MAX * 4 + 1];
+
+	if (q->soft_bounce_limit <= 0 ||
+	    (e = suppress_soft_note(s->soft, addr, reply, now, q->soft_bounce_period)) == NULL)
+		return;
+	if (e->count < (unsigned)q->soft_bounce_limit ||
+	    now - e->first_seen < q->soft_bounce_period) {
+		store_soft_put(s->srv->store, addr, e->count, e->first_seen, e->last_seen,
+		    reply);
+		return;
 	}
+	log_info("%s: to=<%s> failed temporarily %u times in %lds", m->queue_id,
+	    log_esc(addr, esc, sizeof(esc)), e->count, (long)(now - e->first_seen));
+	sched_suppress_addr(s, m, addr, "soft-bounce", reply, now);
+	suppress_remove(s->soft, addr);
+	store_soft_put(s->srv->store, addr, 0, 0, 0, NULL);
+}
+
+/* sched_soft_clear - a delivery ends addr's run of soft failures */
+static void
+sched_soft_clear(struct scheduler *s, const char *addr)
+{
+	if (suppress_count(s->soft) > 0 && suppress_remove(s->soft, addr))
+		store_soft_put(s->srv->store, addr, 0, 0, 0, NULL);
 }
 
 /* sched_done - the upstream answered for every recipient of the job */
@@ -923,8 +979,13 @@ sched_done(struct upstream_job *job, void *arg)
 		int throttled = thr_retry != 0 && sched_classify(ur) == CLASSIFY_THROTTLE;
 		if (throttled)
 			cls = 4;
-		if (cls == 2)
+		if (cls == 2) {
 			sent = 1;
+			sched_soft_clear(s, r->addr);
+		} else if (cls == 4 && !throttled && !failover && !job->unreachable &&
+		    sched_is_soft(ur)) {
+			sched_soft(s, m, r->addr, ur->reply, now);
+		}
 		/* Every answer is an attempt, whatever its class: the store's
 		 * attempts is the total, also for 'sent' and 'bounced'. */
 		r->attempts++;
@@ -1315,6 +1376,7 @@ scheduler_new(struct server *srv, char *err, size_t errlen)
 		up->thr = throttle_new(&tc, sched_now_real());
 		s->nups++;
 	}
+	s->soft = suppress_new(SUPPRESS_MAX_DEFAULT);
 	return s;
 }
 
@@ -1341,6 +1403,8 @@ scheduler_load(struct scheduler *s)
 	struct sched_load l = { s, 0 };
 
 	sched_load_counters(s);
+	if (suppress_soft_load(s->soft, s->srv->store) != 0)
+		return -1;
 	if (store_load_queue(s->srv->store, sched_load_cb, &l) != 0)
 		return -1;
 	sched_arm(s);
@@ -1411,6 +1475,7 @@ scheduler_free(struct scheduler *s)
 	 * to the process exit: their callback may never run. */
 	for (size_t i = 0; i < s->nups; i++)
 		throttle_free(s->ups[i].thr);
+	suppress_free(s->soft);
 	free(s->heap);
 	free(s->ups);
 	event_free(s->timer);

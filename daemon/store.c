@@ -98,6 +98,12 @@ static const char store_schema[] =
     " first_seen INTEGER NOT NULL,"
     " last_seen INTEGER NOT NULL,"
     " expires_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS soft_failures("
+    " address TEXT PRIMARY KEY,"
+    " count INTEGER NOT NULL,"
+    " first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL,"
+    " reply TEXT);"
     "CREATE INDEX IF NOT EXISTS recipients_due"
     " ON recipients(status, next_attempt_at);"
     "CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message_id);"
@@ -119,6 +125,7 @@ enum store_sql {
 	SQL_BEGIN, SQL_COMMIT, SQL_ROLLBACK,
 	SQL_INS_MSG, SQL_INS_RCPT, SQL_UPD_RCPT, SQL_INS_EVENT,
 	SQL_SEL_DATA, SQL_MSG_DONE, SQL_PUT_COUNTERS, SQL_PUT_SUPPRESS,
+	SQL_PUT_SOFT, SQL_DEL_SOFT,
 	SQL_COUNT
 };
 
@@ -143,6 +150,9 @@ static const char *const store_sql_text[SQL_COUNT] = {
 	[SQL_PUT_COUNTERS] = "INSERT OR REPLACE INTO counters(upstream, data,"
 	    " saved_at) VALUES (?, ?, ?)",
 	[SQL_PUT_SUPPRESS] = STORE_SQL_SUPPRESS,
+	[SQL_PUT_SOFT] = "INSERT OR REPLACE INTO soft_failures(address, count,"
+	    " first_seen, last_seen, reply) VALUES (?, ?, ?, ?, ?)",
+	[SQL_DEL_SOFT] = "DELETE FROM soft_failures WHERE address = ?",
 };
 
 /* Pending recipients with their message, in message order. length(data)
@@ -159,7 +169,7 @@ static const char store_sql_queue[] =
     " ORDER BY r.message_id, r.id";
 
 enum store_op { STORE_OP_COMMIT, STORE_OP_RECORD, STORE_OP_LOAD,
-	STORE_OP_COUNTERS, STORE_OP_SUPPRESS };
+	STORE_OP_COUNTERS, STORE_OP_SUPPRESS, STORE_OP_SOFT };
 
 struct store_item {
 	enum store_op op;
@@ -180,7 +190,8 @@ struct store_item {
 	void *blob;
 	size_t bloblen;
 	char *reason, *reply;
-	time_t at, expires_at;
+	time_t at, expires_at;      /* soft: first_seen, last_seen */
+	unsigned count;             /* soft: 0 deletes the row */
 	/* load result, owned by data_cb once delivered */
 	char *data;
 	size_t len;
@@ -625,6 +636,26 @@ store_apply_suppress(struct store *s, struct store_item *it)
 	return SQLITE_OK;
 }
 
+/* store_apply_soft - replace or delete one soft_failures row */
+static int
+store_apply_soft(struct store *s, struct store_item *it)
+{
+	sqlite3_stmt *st = s->st[it->count ? SQL_PUT_SOFT : SQL_DEL_SOFT];
+
+	sqlite3_reset(st);
+	STORE_TRY(s, sqlite3_bind_text(st, 1, it->name, -1, SQLITE_STATIC), "bind");
+	if (it->count) {
+		STORE_TRY(s, sqlite3_bind_int64(st, 2, (sqlite3_int64)it->count), "bind");
+		STORE_TRY(s, sqlite3_bind_int64(st, 3, (sqlite3_int64)it->at), "bind");
+		STORE_TRY(s, sqlite3_bind_int64(st, 4, (sqlite3_int64)it->expires_at), "bind");
+		STORE_TRY(s, sqlite3_bind_text(st, 5, it->reply ? it->reply : "", -1,
+		    SQLITE_STATIC), "bind");
+	}
+	STORE_TRY(s, sqlite3_step(st), "save soft failure");
+	sqlite3_reset(st);
+	return SQLITE_OK;
+}
+
 /* store_txn - apply items in one transaction; *at_begin if BEGIN failed */
 static int
 store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
@@ -649,6 +680,8 @@ store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
 			rc = store_apply_counters(s, items[i]);
 		else if (items[i]->op == STORE_OP_SUPPRESS)
 			rc = store_apply_suppress(s, items[i]);
+		else if (items[i]->op == STORE_OP_SOFT)
+			rc = store_apply_soft(s, items[i]);
 		else
 			rc = store_apply_record(s, items[i]);
 	}
@@ -1075,6 +1108,26 @@ store_suppress_add(struct store *s, const char *addr, const char *reason,
 	store_enqueue(s, it);
 }
 
+/* store_soft_put - copy now, replace or delete with the next batch */
+void
+store_soft_put(struct store *s, const char *addr, unsigned count,
+    time_t first_seen, time_t last_seen, const char *reply)
+{
+	struct store_item *it;
+	char *key = store_suppress_addr(addr);
+
+	if (key == NULL)
+		return;
+	it = xcalloc(1, sizeof(*it));
+	it->op = STORE_OP_SOFT;
+	it->name = key;
+	it->reply = count ? store_dup(reply) : NULL;
+	it->count = count;
+	it->at = first_seen;
+	it->expires_at = last_seen;
+	store_enqueue(s, it);
+}
+
 /* store_suppress_put - the same upsert, synchronously (outpostctl) */
 int
 store_suppress_put(struct store *s, const char *addr, const char *reason,
@@ -1167,6 +1220,41 @@ store_load_suppressions(struct store *s, store_suppress_fn cb, void *arg)
 	}
 	if (rc != SQLITE_DONE)
 		log_err("store: load suppressions: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* store_load_soft_failures - every soft_failures row, synchronously */
+int
+store_load_soft_failures(struct store *s, store_suppress_fn cb, void *arg)
+{
+	struct store_suppression e;
+	sqlite3_stmt *st;
+	int rc, has;
+
+	if ((has = store_has_column(s->db, "soft_failures", "address")) <= 0)
+		return has;
+	if (sqlite3_prepare_v2(s->db, "SELECT address, count, first_seen, last_seen,"
+	    " reply FROM soft_failures ORDER BY address", -1, &st, NULL) != SQLITE_OK) {
+		log_err("store: load soft failures: %s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	memset(&e, 0, sizeof(e));
+	e.reason = "soft-bounce";
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *reply = sqlite3_column_text(st, 4);
+
+		e.address = (const char *)sqlite3_column_text(st, 0);
+		if (e.address == NULL)
+			continue;
+		e.count = (unsigned)sqlite3_column_int64(st, 1);
+		e.first_seen = (time_t)sqlite3_column_int64(st, 2);
+		e.last_seen = (time_t)sqlite3_column_int64(st, 3);
+		e.reply = reply ? (const char *)reply : "";
+		cb(&e, arg);
+	}
+	if (rc != SQLITE_DONE)
+		log_err("store: load soft failures: %s", sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }

@@ -186,6 +186,7 @@ struct store_suppression {
 	const char *reply;          /* the upstream reply, "" if none */
 	time_t first_seen, last_seen;
 	time_t expires_at;          /* 0: never */
+	unsigned count;             /* soft_failures rows only */
 };
 typedef void (*store_suppress_fn)(const struct store_suppression *e, void *arg);
 void store_suppress_add(struct store *s, const char *addr, const char *reason,
@@ -194,6 +195,13 @@ int store_suppress_put(struct store *s, const char *addr, const char *reason,
     const char *reply, time_t expires_at);
 int store_suppress_remove(struct store *s, const char *addr);
 int store_load_suppressions(struct store *s, store_suppress_fn cb, void *arg);
+/* Soft failures (4.1.x/4.2.x, counted toward a suppression):
+ * store_soft_put copies and, with the next batch, replaces addr's row,
+ * or deletes it when count is 0; store_load_soft_failures is synchronous
+ * like store_load_suppressions (reason "soft-bounce"). */
+void store_soft_put(struct store *s, const char *addr, unsigned count,
+    time_t first_seen, time_t last_seen, const char *reply);
+int store_load_soft_failures(struct store *s, store_suppress_fn cb, void *arg);
 /* ---- end of additions ---- */
 
 #endif

@@ -171,6 +171,57 @@ suppress_add(struct suppress *set, const char *addr, const char *reason,
 	return 0;
 }
 
+/* suppress_remove - unlink and free addr's entry */
+int
+suppress_remove(struct suppress *set, const char *addr)
+{
+	char key[ADDR_MAX + 1];
+	struct suppress_entry **pp, *e;
+
+	if (set == NULL || set->n == 0 || suppress_key(addr, key) < 0)
+		return 0;
+	for (pp = &set->buckets[suppress_hash(key) % set->nbuckets]; (e = *pp);
+	    pp = &e->next) {
+		if (strcmp(e->addr, key) == 0) {
+			*pp = e->next;
+			free(e->addr);
+			free(e->reply);
+			free(e);
+			set->n--;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* suppress_soft_note - count one more soft failure of addr */
+const struct suppress_entry *
+suppress_soft_note(struct suppress *soft, const char *addr, const char *reply,
+    time_t now, long period)
+{
+	char key[ADDR_MAX + 1];
+	struct suppress_entry *e;
+
+	if (suppress_key(addr, key) < 0)
+		return NULL;
+	if ((e = suppress_lookup(soft, key)) == NULL) {
+		if (suppress_add(soft, key, "soft-bounce", reply, now, 0) < 0)
+			return NULL;
+		e = suppress_lookup(soft, key);
+	} else {
+		free(e->reply);
+		e->reply = suppress_reply_dup(reply);
+		if (now - e->last_seen > period) {
+			/* a gap longer than the period: not the same outage */
+			e->count = 0;
+			e->first_seen = now;
+		}
+	}
+	e->count++;
+	e->last_seen = now;
+	return e;
+}
+
 /* suppress_find - the unexpired entry for addr, or NULL */
 const struct suppress_entry *
 suppress_find(const struct suppress *set, const char *addr, time_t now)
@@ -207,4 +258,26 @@ int
 suppress_load(struct suppress *set, struct store *s)
 {
 	return store_load_suppressions(s, suppress_load_one, set);
+}
+
+/* suppress_soft_one - store callback: one soft_failures row */
+static void
+suppress_soft_one(const struct store_suppression *r, void *arg)
+{
+	struct suppress *soft = arg;
+	char key[ADDR_MAX + 1];
+	struct suppress_entry *e;
+
+	if (suppress_add(soft, r->address, "soft-bounce", r->reply, r->first_seen, 0) < 0 ||
+	    suppress_key(r->address, key) < 0 || (e = suppress_lookup(soft, key)) == NULL)
+		return;
+	e->count = r->count;
+	e->last_seen = r->last_seen;
+}
+
+/* suppress_soft_load - the soft failures counted before a restart */
+int
+suppress_soft_load(struct suppress *soft, struct store *s)
+{
+	return store_load_soft_failures(s, suppress_soft_one, soft);
 }

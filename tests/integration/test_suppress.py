@@ -59,7 +59,7 @@ def test_bad_mailbox_suppresses_policy_does_not(daemon_factory, plain_upstream,
     d = daemon_factory({"upstream main": up.upstream_section(),
                         "queue": {"retry": "1s"}})
     qid = submit(d, client_factory, tls_ctx, "gone@example.net")
-    d.wait_log(rf"{qid}: to=<gone@example.net> suppressed \(550 5\.1\.1")
+    d.wait_log(rf"{qid}: to=<gone@example.net> suppressed \(bad-mailbox: 550 5\.1\.1")
     qid2 = submit(d, client_factory, tls_ctx, "bob@example.net")
     d.wait_log(rf"{qid2}: to=<bob@example.net>.*status=bounced")
     wait_until(lambda: len(dsns(up)) >= 2, 10, "two DSNs")
@@ -118,3 +118,76 @@ def test_suppress_rejects_bad_input(daemon_factory, plain_upstream):
         p = subprocess.run([OUTPOSTCTL, "-c", str(d.conf_path), "suppress", *args],
                            capture_output=True, text=True, timeout=30)
         assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
+
+
+def soft_rows(d):
+    import sqlite3
+    db = sqlite3.connect(f"file:{d.state_dir}/queue.db?mode=ro", uri=True, timeout=10)
+    try:
+        return {r[0]: r[1:] for r in db.execute(
+            "SELECT address, count, first_seen, last_seen, reply FROM soft_failures")}
+    finally:
+        db.close()
+
+
+def test_soft_failures_across_the_period_suppress(daemon_factory, plain_upstream,
+                                                  client_factory, tls_ctx):
+    """452 4.2.2 (mailbox full) again and again: once soft_bounce_limit
+    attempts have failed across soft_bounce_period the address is
+    suppressed like a bad mailbox, while a recipient that recovers in
+    time is delivered and its count forgotten."""
+    up = plain_upstream
+    up.rcpt_replies["full@example.net"] = "452 4.2.2 <full@example.net>: mailbox full"
+    up.rcpt_replies["later@example.net"] = "450 4.2.1 mailbox temporarily disabled"
+    d = daemon_factory({"upstream main": up.upstream_section(),
+                        "queue": {"retry": ", ".join(["1s"] * 30), "soft_bounce_limit": "3",
+                                  "soft_bounce_period": "3s"}})
+    qid = submit(d, client_factory, tls_ctx, "full@example.net")
+    qid2 = submit(d, client_factory, tls_ctx, "later@example.net")
+    d.wait_log(rf"{qid2}: to=<later@example.net>.*dsn=4\.2\.1, status=deferred")
+    wait_until(lambda: "later@example.net" in soft_rows(d), 10, "a soft_failures row")
+    del up.rcpt_replies["later@example.net"]
+    d.wait_log(rf"{qid2}: to=<later@example.net>.*status=sent")
+    wait_until(lambda: "later@example.net" not in soft_rows(d), 10, "row dropped on delivery")
+
+    # three attempts alone are not enough: the run must span 3 s
+    d.wait_log(rf"{qid}: to=<full@example.net> failed temporarily \d+ times in [3-9]s",
+               timeout=20)
+    d.wait_log(rf"{qid}: to=<full@example.net> suppressed \(soft-bounce: 452 4\.2\.2")
+    attempts = [l for l in d.log().splitlines()
+                if f"{qid}: to=<full@example.net>" in l and "status=deferred" in l]
+    assert len(attempts) >= 3, attempts
+    wait_until(lambda: "full@example.net" in listed(d), 10, "suppression saved")
+    e = listed(d)["full@example.net"]
+    assert e["reason"] == "soft-bounce" and "4.2.2" in e["reply"], e
+    wait_until(lambda: soft_rows(d) == {}, 10, "soft_failures emptied")
+    r = rcpt(d, client_factory, tls_ctx, "full@example.net")
+    assert r.code == 550 and "soft-bounce: 452 4.2.2" in str(r), r
+    assert "later@example.net" not in listed(d)
+    assert rcpt(d, client_factory, tls_ctx, "later@example.net").code == 250
+
+
+def test_soft_failure_count_survives_restart(daemon_factory, plain_upstream,
+                                             client_factory, tls_ctx):
+    """The count lives in queue.db: failures before a restart and after it
+    make one run. Throttling and plain 451s never count."""
+    up = plain_upstream
+    up.rcpt_replies["full@example.net"] = "452 4.2.2 mailbox full"
+    up.rcpt_replies["busy@example.net"] = "451 4.3.0 try again"
+    conf = {"upstream main": up.upstream_section(),
+            "queue": {"retry": ", ".join(["1s"] * 30), "soft_bounce_limit": "4",
+                      "soft_bounce_period": "4s"}}
+    d = daemon_factory(conf)
+    qid = submit(d, client_factory, tls_ctx, "full@example.net")
+    submit(d, client_factory, tls_ctx, "busy@example.net")
+    wait_until(lambda: soft_rows(d).get("full@example.net", (0,))[0] >= 2, 15,
+               "two soft failures counted")
+    d.stop()
+    before = soft_rows(d)["full@example.net"]
+    d.start()
+    d.wait_log(rf"{qid}: to=<full@example.net> suppressed \(soft-bounce", timeout=20)
+    line = [l for l in d.log().splitlines() if "failed temporarily" in l][-1]
+    count = int(line.split("failed temporarily ")[1].split()[0])
+    assert count >= 4 and count > before[0], (line, before)
+    assert "busy@example.net" not in soft_rows(d)
+    assert "busy@example.net" not in listed(d)

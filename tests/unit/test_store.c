@@ -247,6 +247,24 @@ test_suppress_set(void)
 	ok(suppress_count(set) == 5000 && suppress_find(set, "USER4999@example.com", 2) &&
 	    suppress_find(set, "user0@example.com", 2) && !suppress_find(set, "user5000@example.com", 2),
 	    "5000 entries: the table grows and finds them all");
+	is_int(suppress_remove(set, "User17@example.com"), 1, "suppress_remove: case-insensitive");
+	is_int(suppress_remove(set, "user17@example.com"), 0, "suppress_remove: gone");
+	ok(!suppress_find(set, "user17@example.com", 2) && suppress_count(set) == 4999,
+	    "removed entry no longer found");
+	suppress_free(set);
+
+	/* soft failures: counted, a gap longer than the period restarts */
+	set = suppress_new(10);
+	e = suppress_soft_note(set, "Full@example.com", "452 4.2.2 full", 1000, 100);
+	ok(e && e->count == 1 && e->first_seen == 1000 && e->last_seen == 1000,
+	    "soft: first failure");
+	e = suppress_soft_note(set, "full@example.com", "452 4.2.2 still full", 1090, 100);
+	ok(e && e->count == 2 && e->first_seen == 1000 && e->last_seen == 1090 &&
+	    strcmp(e->reply, "452 4.2.2 still full") == 0, "soft: second within the period");
+	e = suppress_soft_note(set, "full@example.com", "452 4.2.2", 1190, 100);
+	ok(e && e->count == 3 && e->first_seen == 1000, "soft: a gap of exactly the period continues");
+	e = suppress_soft_note(set, "full@example.com", "452 4.2.2", 1291, 100);
+	ok(e && e->count == 1 && e->first_seen == 1291, "soft: a longer gap starts a new run");
 	suppress_free(set);
 }
 
