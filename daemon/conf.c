@@ -245,6 +245,8 @@ static const struct setting settings[] = {
 	  .def = "0", .min = 0, .max = COUNT_MAX },
 	{ UPS(throttle_cooldown), .key = "throttle_cooldown", .type = T_DUR,
 	  .def = "30", .min = 1, .max = 3600 },
+	{ UPS(recover_after), .key = "recover_after", .type = T_INT,
+	  .def = "20", .min = 1, .max = 100000 },
 
 	/* [domain NAME] */
 	{ DOM(upstreams), .key = "upstream", .type = T_NAMES,

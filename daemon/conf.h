@@ -83,6 +83,7 @@ struct conf_upstream {
 	double max_daily_growth;    /* spike guard factor, 0 = off */
 	unsigned long growth_seed;  /* daily volume assumed without history */
 	long throttle_cooldown;     /* first suspension on a throttling reply, 30 */
+	int recover_after;          /* deliveries in a row per recovery step, 20 */
 	int line;
 };
 

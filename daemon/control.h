@@ -1,4 +1,38 @@
-/* control - being written; see the helper branch. */
+/*
+ * control - the daemon's control socket: STATE_DIR/control, a Unix
+ * stream socket of mode 0660, which outpostctl uses for what only the
+ * running daemon knows (live status) or may change.
+ *
+ * Protocol, one request per connection: the client sends one line
+ * "VERB [ARG...]" (at most CONTROL_LINE_MAX bytes, LF or CRLF ended);
+ * the daemon answers "ok" LF and the text of the answer, or
+ * "error: REASON" LF, then closes. Verbs are rows of one table:
+ *   status [--json]    uptime, sessions, queue counts, and per upstream
+ *                      its state, current and configured rate, suspension
+ *                      and its reason, connections, and the rolling day's
+ *                      volume against the daily limit
+ *
+ * Trust: the peer's credentials (SO_PEERCRED) must be root, the daemon's
+ * own user, or a member of its group (the socket mode lets only them
+ * connect anyway; the check also holds where the mode is not honoured).
+ * A request line that is too long, or slow (CONTROL_TIMEOUT), is refused.
+ */
 #ifndef OUTPOST_CONTROL_H
 #define OUTPOST_CONTROL_H
+
+#include <stddef.h>
+
+struct server;
+struct control;
+
+#define CONTROL_NAME "control"         /* in state_dir */
+#define CONTROL_LINE_MAX 1024
+#define CONTROL_TIMEOUT 10             /* seconds for the request line */
+
+/* Listen on path (a stale socket there is replaced). NULL with err. */
+struct control *control_new(struct server *srv, const char *path, char *err,
+    size_t errlen);
+/* Close the socket, drop open requests, unlink the path. */
+void control_free(struct control *c);
+
 #endif

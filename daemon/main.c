@@ -32,6 +32,7 @@
 #include "alert.h"
 #include "auth.h"
 #include "conf.h"
+#include "control.h"
 #include "dns.h"
 #include "inject.h"
 #include "listener.h"
@@ -161,7 +162,7 @@ main(int argc, char **argv)
 {
 	const char *conf_path = DEFAULT_CONF;
 	int foreground = 0, check = 0, debug = 0, ch, nerr = 0;
-	char err[512], dbpath[PATH_MAX + 16];
+	char err[512], dbpath[PATH_MAX + 16], ctlpath[PATH_MAX + 16];
 	struct event *sigterm, *sigint, *sighup;
 	struct server_dkim *dkim = NULL;
 	long loaded;
@@ -285,6 +286,9 @@ main(int argc, char **argv)
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	evsignal_add(sighup, NULL);
+	snprintf(ctlpath, sizeof(ctlpath), "%s/" CONTROL_NAME, server.conf->server.state_dir);
+	if ((server.control = control_new(&server, ctlpath, err, sizeof(err))) == NULL)
+		fatalx("control socket: %s", err);
 	main_pidfile(1);
 	log_info("outpostd %s started: %ld queued messages, %zu suppressed addresses,"
 	    " %zu users, %d signer threads", PACKAGE_VERSION, loaded,
@@ -297,6 +301,8 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < server.nlisteners; i++)
 		listener_free(server.listeners[i]);
 	free(server.listeners);
+	control_free(server.control);
+	server.control = NULL;
 	alert_free(server.alert);
 	server.alert = NULL;
 	scheduler_free(server.sched);

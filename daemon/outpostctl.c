@@ -15,6 +15,8 @@
  *   dkim dns DOMAIN        the TXT records of DOMAIN's configured keys
  *   suppress list [--json] the suppression list in queue.db (read-only)
  *   suppress add ADDR [--reason TEXT] [--expires 30d]
+ *   status [--json]        ask the running outpostd (control socket) for
+ *                          its queue and upstream state
  *   suppress remove ADDR   edit queue.db (WAL, bound parameters), then
  *                          SIGHUP the running outpostd so it re-reads it
  *
@@ -29,13 +31,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "conf.h"
+#include "control.h"
 #include "dkim_key.h"
 #include "log.h"
 #include "smtp_parse.h"
@@ -50,6 +55,8 @@
 #define PASS_BUF (AUTH_PASS_MAX + 2)   /* password, newline, NUL */
 #define DKIM_DIR "dkim"                 /* default key directory, beside the config */
 #define DKIM_PEM_MAX (64 * 1024)
+#define SUPPRESS_JSON_MAX (4 * 1024 * 6 + 3)   /* an escaped reply, JSON-quoted */
+#define CTL_REPLY_MAX (16 * 1024 * 1024)       /* bound on a control answer */
 
 struct verb;
 struct verb_group {
@@ -68,6 +75,7 @@ struct verb {
 static int verb_passwd(const char *conf, int argc, char **argv);
 static int verb_check_config(const char *conf, int argc, char **argv);
 static int verb_reload(const char *conf, int argc, char **argv);
+static int verb_status(const char *conf, int argc, char **argv);
 static int verb_dkim_keygen(const char *conf, int argc, char **argv);
 static int verb_dkim_dns(const char *conf, int argc, char **argv);
 static int verb_suppress_list(const char *conf, int argc, char **argv);
@@ -107,6 +115,9 @@ static const struct verb verbs[] = {
 	{ "reload", verb_reload, "",
 	  "check the configuration, then make the running outpostd re-read the"
 	  " users file and the DKIM keys", NULL },
+	{ "status", verb_status, "[--json]",
+	  "the running outpostd: queue counts, and per upstream its state, rate"
+	  " (current and configured), suspension and daily volume", NULL },
 	{ "dkim", NULL, "", "", &dkim_group },
 	{ "suppress", NULL, "", "", &suppress_group },
 };
@@ -378,6 +389,89 @@ verb_reload(const char *conf, int argc, char **argv)
 	return 0;
 }
 
+/* ctl_request - one request on the daemon's control socket; the answer's
+ * text goes to stdout, an "error:" answer to stderr. 0, or 1 on failure. */
+static int
+ctl_request(const char *conf, const char *request)
+{
+	struct sockaddr_un sun;
+	struct conf *c;
+	char buf[4096], *nl;
+	size_t have = 0, total = 0;
+	int fd, nerr, rc = 1, head = 1;
+	ssize_t n;
+
+	if ((nerr = conf_load(conf, stderr, &c)) > 0) {
+		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
+		return 1;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/" CONTROL_NAME,
+	    c->server.state_dir) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "outpostctl: %s/%s: path too long\n", c->server.state_dir,
+		    CONTROL_NAME);
+		conf_free(c);
+		return 1;
+	}
+	conf_free(c);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			fprintf(stderr, "outpostctl: outpostd is not running (no control socket"
+			    " at %s)\n", sun.sun_path);
+		else
+			fprintf(stderr, "outpostctl: %s: %s\n", sun.sun_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	if (write(fd, request, strlen(request)) != (ssize_t)strlen(request) ||
+	    write(fd, "\n", 1) != 1) {
+		fprintf(stderr, "outpostctl: %s: %s\n", sun.sun_path, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	/* "ok" or "error: ..." first, then the answer until the daemon closes */
+	while (total < CTL_REPLY_MAX && (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+		total += (size_t)n;
+		have += (size_t)n;
+		buf[have] = '\0';
+		if (head) {
+			if ((nl = strchr(buf, '\n')) == NULL && have < sizeof(buf) - 1)
+				continue;
+			if (nl)
+				*nl = '\0';
+			if (strcmp(buf, "ok") != 0) {
+				fprintf(stderr, "outpostctl: %s\n", strncmp(buf, "error: ", 7) == 0 ?
+				    buf + 7 : "unexpected answer from outpostd");
+				close(fd);
+				return 1;
+			}
+			head = 0;
+			rc = 0;
+			fputs(nl ? nl + 1 : "", stdout);
+		} else {
+			fputs(buf, stdout);
+		}
+		have = 0;
+	}
+	close(fd);
+	if (head)
+		fprintf(stderr, "outpostctl: outpostd closed the control connection without"
+		    " an answer\n");
+	return fflush(stdout) == 0 ? rc : 1;
+}
+
+/* verb_status - the running daemon's state */
+static int
+verb_status(const char *conf, int argc, char **argv)
+{
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
+		return verb_usage(argv[0]);
+	return ctl_request(conf, argc == 2 ? "status --json" : "status");
+}
+
 /* dkim_name_valid - a domain or selector: dot-separated labels of
  * letters, digits and inner '-' (RFC 6376 3.1); also keeps the key file
  * name DOMAIN.SELECTOR.pem inside its directory */
@@ -624,18 +718,9 @@ suppress_time(time_t t, char *buf, size_t len)
 static void
 json_str(const char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	char buf[SUPPRESS_JSON_MAX];
 
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20 || ch == 0x7f)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
+	fputs(util_json_str(s, buf, sizeof(buf)), stdout);
 }
 
 struct suppress_print {

@@ -1337,6 +1337,8 @@ sched_throttle_config(const struct conf_upstream *cu, struct throttle_config *tc
 	throttle_params_default(&tc->params);
 	if (cu->throttle_cooldown > 0)
 		tc->params.cooldown_initial = (double)cu->throttle_cooldown;
+	if (cu->recover_after > 0)
+		tc->params.success_streak = (unsigned)cu->recover_after;
 	if (tc->params.cooldown_max < tc->params.cooldown_initial)
 		tc->params.cooldown_max = tc->params.cooldown_initial;
 }
@@ -1433,6 +1435,58 @@ size_t
 scheduler_inflight(const struct scheduler *s)
 {
 	return s->inflight;
+}
+
+/* scheduler_nupstreams - one per [upstream] section */
+size_t
+scheduler_nupstreams(const struct scheduler *s)
+{
+	return s->nups;
+}
+
+/* scheduler_upstream_status - upstream i as it is now */
+void
+scheduler_upstream_status(struct scheduler *s, size_t i,
+    struct scheduler_up_status *st)
+{
+	struct sched_up *up = &s->ups[i];
+	const struct sched_msg *m;
+
+	memset(st, 0, sizeof(*st));
+	st->cu = up->cu;
+	st->down_until = up->down_until > util_now() ? up->down_until : 0;
+	st->jobs = upstream_inflight(up->u);
+	for (m = up->bhead; m; m = m->bnext)
+		st->waiting++;
+	throttle_state(up->thr, sched_now_real(), &st->thr);
+}
+
+/* sched_count_msg - one message into the queue counts */
+static void
+sched_count_msg(const struct sched_msg *m, struct scheduler_queue_status *q)
+{
+	q->msgs++;
+	q->rcpts += m->nrcpt;
+	for (size_t i = 0; i < m->nrcpt; i++)
+		if (m->rcpts[i].attempts > 0)
+			q->deferred++;
+	if (q->oldest == 0 || m->received_at < q->oldest)
+		q->oldest = m->received_at;
+}
+
+/* scheduler_queue_status - count what waits (O(queue): for status only) */
+void
+scheduler_queue_status(const struct scheduler *s, struct scheduler_queue_status *q)
+{
+	memset(q, 0, sizeof(*q));
+	for (size_t i = 0; i < s->nheap; i++)
+		sched_count_msg(s->heap[i], q);
+	for (size_t i = 0; i < s->nups; i++)
+		for (const struct sched_msg *m = s->ups[i].bhead; m; m = m->bnext)
+			sched_count_msg(m, q);
+	q->inflight = s->inflight;
+	/* in-flight messages are in neither: counted, not broken down */
+	q->msgs += s->inflight;
 }
 
 /* scheduler_stop - start nothing new; close idle connections */

@@ -16,6 +16,9 @@
 #define OUTPOST_SCHEDULER_H
 
 #include <stddef.h>
+#include <time.h>
+
+#include "throttle.h"
 
 struct server;
 struct store_qmsg;
@@ -31,6 +34,26 @@ void scheduler_add(struct scheduler *s, const struct store_qmsg *m);
 /* Messages with pending recipients, and jobs at upstreams now. */
 size_t scheduler_pending(const struct scheduler *s);
 size_t scheduler_inflight(const struct scheduler *s);
+/* What `outpostctl status` shows of one upstream. */
+struct scheduler_up_status {
+	const struct conf_upstream *cu;
+	time_t down_until;          /* unreachable: avoided until; 0 = up */
+	size_t jobs;                /* at the upstream (connections busy) */
+	size_t waiting;             /* due, held by its throttle or pool */
+	struct throttle_status thr;
+};
+/* The queue in memory: messages with pending recipients. */
+struct scheduler_queue_status {
+	size_t msgs, rcpts;
+	size_t deferred;            /* recipients tried at least once */
+	size_t inflight;            /* messages being read or delivered */
+	time_t oldest;              /* received_at of the oldest; 0 = none */
+};
+size_t scheduler_nupstreams(const struct scheduler *s);
+void scheduler_upstream_status(struct scheduler *s, size_t i,
+    struct scheduler_up_status *st);
+void scheduler_queue_status(const struct scheduler *s,
+    struct scheduler_queue_status *q);
 /* Stop starting new deliveries (shutdown); in-flight ones finish. */
 void scheduler_stop(struct scheduler *s);
 void scheduler_free(struct scheduler *s);

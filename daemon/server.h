@@ -24,6 +24,7 @@ struct alert;
 struct server;
 struct throttle_users;
 struct suppress;
+struct control;
 
 /* The DKIM keys in use, shared by every signing job. A job holds a
  * reference from submission to completion (both on the loop thread), so
@@ -63,6 +64,7 @@ struct server {
 	                             * tests that do not set one */
 	struct listener **listeners;
 	size_t nlisteners;
+	struct control *control;    /* state_dir/control (outpostctl) */
 	int nsessions;              /* open submission sessions, all listeners */
 	time_t started;
 	int stopping;               /* set on SIGTERM: no new work */

@@ -211,6 +211,37 @@ util_parse_size(const char *s, size_t *out)
 	return 0;
 }
 
+/* util_json_str - s quoted for JSON, bounded */
+char *
+util_json_str(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	out[o++] = '"';
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		size_t need = (ch == '"' || ch == '\\') ? 2 : (ch < 0x20 || ch == 0x7f) ? 6 : 1;
+
+		if (o + need + 2 > len)
+			break;
+		if (need == 2) {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (need == 6) {
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[ch >> 4];
+			out[o + 5] = hex[ch & 15];
+			o += 6;
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
 int
 util_parse_duration(const char *s, long *out)
 {
@@ -328,7 +359,13 @@ util_queue_id(char *buf)
 time_t
 util_now(void)
 {
-	return time(NULL);
+	struct timespec ts;
+
+	/* Not time(): on Linux it reads the coarse clock, which can lag the
+	 * precise one by a tick, so a message due at second N by the
+	 * scheduler's clock_gettime() would still look early by time(). */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
 }
 
 int64_t

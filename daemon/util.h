@@ -37,6 +37,11 @@ char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 /* Copy with truncation; always NUL-terminates when size > 0. Returns
  * strlen(src) like BSD strlcpy, so truncation is `ret >= size`. */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
+/* s as a JSON string with its quotes (RFC 8259 7): '"' and '\\'
+ * escaped, control characters as \u00XX, other bytes as they are (pass
+ * untrusted text through log_esc first). Truncated at a character
+ * boundary to fit len (at least 3); returns out. */
+char *util_json_str(const char *s, char *out, size_t len);
 size_t util_strlcat(char *dst, const char *src, size_t size);
 /* ASCII lower-casing in place; returns s. */
 char *util_strlower(char *s);
