@@ -83,6 +83,7 @@ struct dns_query {
 
 struct dns {
 	struct event_base *base;
+	struct event_base *own_base;    /* dns_new_opts(NULL, ...) */
 	ares_channel ch;
 	int ch_ok;
 	struct event *timer;
@@ -529,7 +530,7 @@ dns_new(struct event_base *base, const char *server, char *err, size_t errlen)
 	return dns_new_opts(base, &o, err, errlen);
 }
 
-/* dns_new_opts - dns_new with timeouts */
+/* dns_new_opts - dns_new with timeouts; base NULL for a private loop */
 struct dns *
 dns_new_opts(struct event_base *base, const struct dns_opts *o,
     char *err, size_t errlen)
@@ -546,6 +547,11 @@ dns_new_opts(struct event_base *base, const struct dns_opts *o,
 		return NULL;
 	}
 	d = xcalloc(1, sizeof(*d));
+	if (base == NULL) {
+		if ((d->own_base = event_base_new()) == NULL)
+			fatalx("dns: event_base_new failed");
+		base = d->own_base;
+	}
 	d->base = base;
 	d->timer = evtimer_new(base, dns_timer_cb, d);
 	if (d->timer == NULL)
@@ -606,6 +612,8 @@ dns_free(struct dns *d)
 	}
 	if (d->timer)
 		event_free(d->timer);
+	if (d->own_base)
+		event_base_free(d->own_base);
 	free(d);
 	ares_library_cleanup();
 }
@@ -733,4 +741,36 @@ dns_query_ptr(struct dns *d, const struct sockaddr_storage *addr,
 	}
 	dns_ptr_name(q, name, sizeof(name));
 	dns_query_start(q, name, ns_t_ptr);
+}
+
+/* dns_wait_cb - dns_wait's deadline: only wakes the loop */
+static void
+dns_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* dns_wait - drive a private loop until nothing is pending or timeout */
+int
+dns_wait(struct dns *d, int timeout_ms)
+{
+	int64_t deadline;
+	struct timeval tv;
+	struct event *ev;
+
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	deadline = util_mono_ms() + timeout_ms;
+	/* Running the daemon's loop from here would re-enter its callbacks. */
+	if (d->own_base == NULL)
+		return -1;
+	if ((ev = evtimer_new(d->base, dns_wait_cb, NULL)) == NULL)
+		fatalx("dns: evtimer_new failed");
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(ev, &tv);
+	/* Each round runs at least one event, the deadline's at the latest. */
+	while (d->queries && util_mono_ms() < deadline)
+		event_base_loop(d->base, EVLOOP_ONCE);
+	event_free(ev);
+	return d->queries ? -1 : 0;
 }

@@ -77,7 +77,8 @@ struct dns_opts {
 };
 
 struct dns *dns_new(struct event_base *base, const char *server, char *err, size_t errlen);
-/* o NULL: the defaults. */
+/* base NULL: a private loop, driven only by dns_wait() (command-line
+ * tools). o NULL: the defaults. */
 struct dns *dns_new_opts(struct event_base *base, const struct dns_opts *o,
     char *err, size_t errlen);
 void dns_free(struct dns *d);
@@ -92,5 +93,17 @@ void dns_query_mx(struct dns *d, const char *domain, dns_mx_fn cb, void *arg);
  * IPv4); the port is ignored. */
 void dns_query_ptr(struct dns *d, const struct sockaddr_storage *addr,
     dns_names_fn cb, void *arg);
+
+/* Only for a dns made with base NULL: run its loop until no lookup is
+ * pending (0) or timeout_ms has passed (-1; the rest stay pending, and
+ * dns_free() cancels them). Callbacks run inside dns_wait() and must not
+ * dns_free() d there.
+ *
+ *   d = dns_new_opts(NULL, NULL, err, sizeof(err));
+ *   dns_query_txt(d, "_dmarc.example.com", cb, &res);
+ *   dns_wait(d, 10000);
+ *   dns_free(d);
+ */
+int dns_wait(struct dns *d, int timeout_ms);
 
 #endif
