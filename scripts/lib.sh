@@ -7,7 +7,7 @@
 # shellcheck disable=SC2034
 OUTPOST_BUILD_PKGS="build-essential autoconf automake pkg-config libevent-dev libssl-dev
 	libsqlite3-dev libopendkim-dev libspf2-dev libinih-dev libc-ares-dev libcrypt-dev
-	libsystemd-dev openssl swaks"
+	libsystemd-dev openssl swaks publicsuffix"
 OUTPOST_TEST_PKGS="python3-pytest python3-aiosmtpd python3-dkim python3-dnslib"
 
 outpost_msg() {
