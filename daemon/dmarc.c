@@ -14,8 +14,10 @@
  * organizations, and relaxed alignment must not join them. That is what
  * RFC 7489 3.2 asks of the list, and what libpsl and OpenDMARC do too.
  *
- * Rules with non-ASCII bytes (U-labels of IDN suffixes) are skipped: IDN
- * is out of scope and a domain here is ASCII, so they could never match.
+ * The list writes IDN suffixes as UTF-8 U-labels (公司.cn: some 470 rules,
+ * 300 of them below a TLD); they are stored as A-labels (xn--55qx5d.cn)
+ * so they match the ASCII domains found in mail. Domains themselves are
+ * taken as ASCII only: a U-label in a From domain is refused.
  *
  * Records: RFC 7489 6.3 says syntax errors in tags other than v and p
  * fall back to defaults, so a bad pct= or adkim= is a warning, not an
@@ -26,6 +28,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -201,14 +204,185 @@ struct psl_rule {
 	uint8_t kind;
 };
 
-/* psl_line - one line of the list to (kind, name). The spec reads a rule
- * up to the first white space; "//" starts a comment line. Returns 1 for
- * a rule, 0 for a line to skip. */
-static int
-psl_line(char *line, int *kind, char **name, size_t *len)
+/* RFC 3492 Punycode parameters. */
+#define PC_BASE 36
+#define PC_TMIN 1
+#define PC_TMAX 26
+#define PC_SKEW 38
+#define PC_DAMP 700
+
+/* utf8_next - one code point from [*s, end), or -1 for a malformed,
+ * overlong or surrogate sequence. */
+static long
+utf8_next(const unsigned char **s, const unsigned char *end)
 {
-	struct domain d;
-	char *p = line, *e;
+	const unsigned char *p = *s;
+	unsigned long cp;
+	int len, i;
+
+	if (p[0] < 0x80)
+		cp = p[0], len = 1;
+	else if ((p[0] & 0xe0) == 0xc0)
+		cp = p[0] & 0x1f, len = 2;
+	else if ((p[0] & 0xf0) == 0xe0)
+		cp = p[0] & 0x0f, len = 3;
+	else if ((p[0] & 0xf8) == 0xf0)
+		cp = p[0] & 0x07, len = 4;
+	else
+		return -1;
+	if (end - p < len)
+		return -1;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return -1;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+	    (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	*s = p + len;
+	return (long)cp;
+}
+
+static unsigned long
+pc_adapt(unsigned long delta, unsigned long npoints, int first)
+{
+	unsigned long k = 0;
+
+	delta = first ? delta / PC_DAMP : delta / 2;
+	delta += delta / npoints;
+	while (delta > ((PC_BASE - PC_TMIN) * PC_TMAX) / 2) {
+		delta /= PC_BASE - PC_TMIN;
+		k += PC_BASE;
+	}
+	return k + (PC_BASE - PC_TMIN + 1) * delta / (delta + PC_SKEW);
+}
+
+static char
+pc_digit(unsigned long d)
+{
+	return (char)(d < 26 ? 'a' + d : '0' + (d - 26));
+}
+
+/* a_label - RFC 3492 encoding of one UTF-8 label as "xn--...", so the
+ * list's U-label rules (公司.cn) match the A-labels found in mail. The
+ * list is already lower case and NFC, so no IDNA mapping is needed.
+ * Returns 0, or -1 (malformed UTF-8, or longer than a label may be). */
+static int
+a_label(const char *in, size_t n, char *out, size_t *outlen)
+{
+	const unsigned char *p = (const unsigned char *)in, *end = p + n;
+	unsigned long cp[LABEL_MAX], next = 0x80, delta = 0, bias = 72;
+	size_t ncp = 0, nbasic = 0, h, i, o = 4;
+	char buf[LABEL_MAX + 1];
+
+	while (p < end) {
+		long c = utf8_next(&p, end);
+
+		if (c < 0 || ncp == LABEL_MAX)
+			return -1;
+		cp[ncp++] = (unsigned long)c;
+	}
+	memcpy(buf, "xn--", 4);
+	for (i = 0; i < ncp; i++)
+		if (cp[i] < 0x80) {
+			if (o == LABEL_MAX)
+				return -1;
+			buf[o++] = (char)lower((int)cp[i]);
+			nbasic++;
+		}
+	if (nbasic > 0) {
+		if (o == LABEL_MAX)
+			return -1;
+		buf[o++] = '-';
+	}
+	for (h = nbasic; h < ncp; next++, delta++) {
+		unsigned long m = ULONG_MAX;
+
+		for (i = 0; i < ncp; i++)
+			if (cp[i] >= next && cp[i] < m)
+				m = cp[i];
+		/* At most 63 code points below 0x110000: no overflow. */
+		delta += (m - next) * (h + 1);
+		next = m;
+		for (i = 0; i < ncp; i++) {
+			unsigned long q, k, t;
+
+			if (cp[i] < next)
+				delta++;
+			if (cp[i] != next)
+				continue;
+			for (q = delta, k = PC_BASE;; k += PC_BASE) {
+				t = k <= bias ? PC_TMIN :
+				    k >= bias + PC_TMAX ? PC_TMAX : k - bias;
+				if (q < t)
+					break;
+				if (o == LABEL_MAX)
+					return -1;
+				buf[o++] = pc_digit(t + (q - t) % (PC_BASE - t));
+				q = (q - t) / (PC_BASE - t);
+			}
+			if (o == LABEL_MAX)
+				return -1;
+			buf[o++] = pc_digit(q);
+			bias = pc_adapt(delta, h + 1, h == nbasic);
+			delta = 0;
+			h++;
+		}
+	}
+	memcpy(out, buf, o);
+	*outlen = o;
+	return 0;
+}
+
+/* to_ascii - a rule name with its non-ASCII labels as A-labels, into out
+ * (DMARC_DOMAIN_MAX + 1 bytes). Returns the length, or -1. */
+static int
+to_ascii(const char *in, size_t n, char *out)
+{
+	size_t i = 0, o = 0;
+
+	while (i <= n) {
+		size_t j = i, len;
+		int ascii = 1;
+
+		for (; j < n && in[j] != '.'; j++)
+			if ((unsigned char)in[j] >= 0x80)
+				ascii = 0;
+		if (ascii) {
+			len = j - i;
+			if (o + len > DMARC_DOMAIN_MAX)
+				return -1;
+			memcpy(out + o, in + i, len);
+		} else {
+			char lab[LABEL_MAX];
+
+			if (a_label(in + i, j - i, lab, &len) < 0 ||
+			    o + len > DMARC_DOMAIN_MAX)
+				return -1;
+			memcpy(out + o, lab, len);
+		}
+		o += len;
+		if (j == n)
+			break;
+		if (o == DMARC_DOMAIN_MAX)
+			return -1;
+		out[o++] = '.';
+		i = j + 1;
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
+/* psl_line - one line of the list to its kind and normalized name. The
+ * spec reads a rule up to the first white space; "//" starts a comment
+ * line. Returns 1 for a rule, 0 for a line to skip. */
+static int
+psl_line(char *line, int *kind, struct domain *d)
+{
+	char ascii[DMARC_DOMAIN_MAX + 1], *p = line, *e;
+	int n;
 
 	while (is_wsp((unsigned char)*p))
 		p++;
@@ -224,13 +398,10 @@ psl_line(char *line, int *kind, char **name, size_t *len)
 		*kind = RULE_WILD;
 		p += 2;
 	}
-	/* Also rejects U-labels and "*" anywhere but in front. */
-	if (domain_split(p, (size_t)(e - p), &d) < 0)
+	if ((n = to_ascii(p, (size_t)(e - p), ascii)) < 0)
 		return 0;
-	memcpy(p, d.s, d.len);
-	*name = p;
-	*len = d.len;
-	return 1;
+	/* Also rejects "*" anywhere but in front. */
+	return domain_split(ascii, (size_t)n, d) == 0;
 }
 
 struct dmarc_psl *
@@ -249,8 +420,8 @@ dmarc_psl_load(const char *path, char *err, size_t errlen)
 	}
 	psl = xcalloc(1, sizeof(*psl));
 	while (fgets(line, sizeof(line), fp) != NULL) {
-		size_t n = strlen(line), len;
-		char *name;
+		size_t n = strlen(line);
+		struct domain d;
 		int kind;
 
 		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
@@ -260,7 +431,7 @@ dmarc_psl_load(const char *path, char *err, size_t errlen)
 				;
 			continue;
 		}
-		if (!psl_line(line, &kind, &name, &len))
+		if (!psl_line(line, &kind, &d))
 			continue;
 		if (nrules == PSL_RULES_MAX)
 			break;
@@ -268,16 +439,16 @@ dmarc_psl_load(const char *path, char *err, size_t errlen)
 			caprules = caprules ? caprules * 2 : 8192;
 			rules = xreallocarray(rules, caprules, sizeof(*rules));
 		}
-		if (textlen + len > textcap) {
+		if (textlen + d.len > textcap) {
 			textcap = textcap ? textcap * 2 : 131072;
 			psl->text = xrealloc(psl->text, textcap);
 		}
-		memcpy(psl->text + textlen, name, len);
+		memcpy(psl->text + textlen, d.s, d.len);
 		rules[nrules].off = (uint32_t)textlen;
-		rules[nrules].len = (uint16_t)len;
+		rules[nrules].len = (uint16_t)d.len;
 		rules[nrules].kind = (uint8_t)kind;
 		nrules++;
-		textlen += len;
+		textlen += d.len;
 	}
 	if (ferror(fp) || nrules == 0) {
 		util_seterr(err, errlen, "%s: %s; organizational domains fall "
@@ -290,6 +461,7 @@ dmarc_psl_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	fclose(fp);
+	psl->text = xrealloc(psl->text, textlen);
 	for (nslots = 16; nslots < nrules * 2; nslots *= 2)
 		;
 	psl->slots = xcalloc(nslots, sizeof(*psl->slots));

@@ -30,7 +30,12 @@ static const char psl_text[] =
     "!city.kawasaki.jp\n"
     "   // indented comment\n"
     "org and the rest of the line is ignored\n"
-    "\xe5\x85\xac\xe5\x8f\xb8.cn\n"     /* U-label: skipped */
+    "\xe5\x85\xac\xe5\x8f\xb8.cn\n"     /* 公司.cn = xn--55qx5d.cn */
+    "a\xc3\xa9roport.ci\n"              /* aéroport.ci */
+    "\xe5\x80\x8b\xe4\xba\xba.\xe9\xa6\x99\xe6\xb8\xaf\n" /* 個人.香港 */
+    "*.\xd1\x80\xd1\x84\n"             /* *.рф */
+    "\xff.cn\n"                          /* bad UTF-8: skipped */
+    "\xc0\xae.cn\n"                      /* overlong UTF-8: skipped */
     "a..b\n"
     "foo.*.bar\n"
     "!\n"
@@ -74,6 +79,14 @@ test_org_domain(void)
 		{ "github.io", "github.io" },
 		{ "me.blogspot.com", "me.blogspot.com" },
 		{ "xn--bcher-kva.example", "xn--bcher-kva.example" },
+		/* U-label rules match as A-labels (RFC 3492) */
+		{ "a.b.xn--55qx5d.cn", "b.xn--55qx5d.cn" },
+		{ "A.B.XN--55QX5D.CN", "b.xn--55qx5d.cn" },
+		{ "b.xn--55qx5d.cn", "b.xn--55qx5d.cn" },
+		{ "x.y.xn--aroport-bya.ci", "y.xn--aroport-bya.ci" },
+		{ "a.b.xn--gmqw5a.xn--j6w193g", "b.xn--gmqw5a.xn--j6w193g" },
+		{ "a.b.c.xn--p1ai", "b.c.xn--p1ai" },
+		{ "a.b.cn", "b.cn" },
 		{ "_dmarc.example.com", "example.com" },
 	};
 	static const char *const bad[] = {
@@ -179,8 +192,9 @@ test_psl_load(const char *dir)
 	psl = dmarc_psl_load(path, err, sizeof(err));
 	ok(psl != NULL, "custom list loads");
 	/* com uk co.uk gov.uk ck(wild) www.ck jp kawasaki.jp(wild)
-	 * city.kawasaki.jp org github.io blogspot.com */
-	is_int((long long)dmarc_psl_rules(psl), 12, "custom list rule count");
+	 * city.kawasaki.jp org 公司.cn aéroport.ci 個人.香港 рф(wild)
+	 * github.io blogspot.com */
+	is_int((long long)dmarc_psl_rules(psl), 16, "custom list rule count");
 }
 
 /* The installed list, if any: a few names whose rules have been stable
@@ -196,6 +210,7 @@ test_psl_real(void)
 		{ "a.www.ck", "www.ck" },
 		{ "a.b.c.kawasaki.jp", "b.c.kawasaki.jp" },
 		{ "a.city.kawasaki.jp", "city.kawasaki.jp" },
+		{ "a.b.xn--55qx5d.cn", "b.xn--55qx5d.cn" },
 	};
 	char err[DMARC_ERR_MAX], out[DMARC_DOMAIN_MAX + 1];
 	struct dmarc_psl *real;
