@@ -1172,9 +1172,15 @@ dmarc_select(const char *const *txts, size_t ntxt, struct dmarc_record *rec,
 			continue;
 		while (is_wsp((unsigned char)*p))
 			p++;
-		if (lower((unsigned char)*p) == 'v' &&
-		    strstr(p, "=") != NULL && (strstr(p, "DMARC") != NULL ||
-		    strstr(p, "dmarc") != NULL)) {
+		if (lower((unsigned char)*p++) != 'v')
+			continue;
+		while (is_wsp((unsigned char)*p))
+			p++;
+		if (*p++ != '=')
+			continue;
+		while (is_wsp((unsigned char)*p))
+			p++;
+		if (util_strncaseprefix(p, "DMARC")) {
 			version_error(txts[i], err, errlen);
 			break;
 		}

@@ -110,8 +110,9 @@ enum dmarc_select_rc {
 };
 
 /* RFC 7489 6.6.3: of the TXT records at one name, discard those that do
- * not start with v=DMARC1; exactly one must remain. err explains every
- * result but OK (and may be NULL). */
+ * not start with v=DMARC1; exactly one must remain. NULL entries are
+ * skipped. err (may be NULL) explains every result but OK, naming the fix
+ * for a near miss such as "v=dmarc1"; *rec is zeroed unless OK. */
 enum dmarc_select_rc dmarc_select(const char *const *txts, size_t ntxt,
     struct dmarc_record *rec, char *err, size_t errlen);
 

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,49 @@ test_org_domain(void)
 	    "short out buffer");
 	is_int(dmarc_org_domain(psl, "a.example.com", out, 12), 0,
 	    "exact out buffer");
+}
+
+/* Concurrent readers share one list with no lock (run under
+ * --enable-sanitizers for what that is worth; the design is that a
+ * loaded list is never written). */
+static void *
+reader(void *arg)
+{
+	static const char *const in[] = { "x.example.co.uk", "a.b.www.ck",
+	    "me.alice.github.io", "a.b.xn--55qx5d.cn" };
+	static const char *const want[] = { "example.co.uk", "www.ck",
+	    "alice.github.io", "b.xn--55qx5d.cn" };
+	char out[DMARC_DOMAIN_MAX + 1];
+	long bad = 0;
+
+	for (int i = 0; i < 5000; i++) {
+		int k = i % 4;
+
+		if (dmarc_org_domain(psl, in[k], out, sizeof(out)) != 0 ||
+		    strcmp(out, want[k]) != 0)
+			bad++;
+	}
+	*(long *)arg = bad;
+	return NULL;
+}
+
+static void
+test_threads(void)
+{
+	pthread_t th[4];
+	long bad[4] = { 0 };
+	int i, started = 0;
+
+	for (i = 0; i < 4; i++)
+		if (pthread_create(&th[i], NULL, reader, &bad[i]) == 0)
+			started++;
+		else
+			break;
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	is_int(started, 4, "4 reader threads started");
+	is_int(bad[0] + bad[1] + bad[2] + bad[3], 0,
+	    "concurrent readers all agree");
 }
 
 /* Without a list: the last two labels. */
@@ -412,6 +456,7 @@ test_select(void)
 	static const char *const lower[] = { "v=dmarc1; p=none" };
 	static const char *const nosemi[] = { "v=DMARC1 p=none" };
 	static const char *const withnull[] = { NULL, "v=DMARC1;p=quarantine" };
+	static const char *const dmarc2[] = { "v=spf1 -all", " V = Dmarc2; p=none" };
 	static const struct {
 		const char *name;
 		const char *const *txts;
@@ -430,6 +475,8 @@ test_select(void)
 		{ "no ';' after version", nosemi, 1, DMARC_SELECT_NONE, 0,
 		    "followed by ';'" },
 		{ "NULL entry", withnull, 2, DMARC_SELECT_OK, QUAR, "" },
+		{ "DMARC2", dmarc2, 2, DMARC_SELECT_NONE, 0,
+		    "v=Dmarc2: the version must be DMARC1" },
 	};
 	struct dmarc_record rec;
 	char err[DMARC_ERR_MAX];
@@ -662,6 +709,7 @@ main(void)
 	test_psl_load(dir);
 	if (psl != NULL) {
 		test_org_domain();
+		test_threads();
 		test_aligned();
 		test_evaluate();
 	}
