@@ -746,7 +746,7 @@ dkim_verify_cb_key(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
 	const char *s = (const char *)dkim_sig_getselector(sig);
 	char name[DKIM_VERIFY_NAME_MAX], dom[HOST_MAX];
 
-	if (c == NULL || d == NULL || s == NULL)
+	if (c == NULL || d == NULL || s == NULL || buflen < 2)
 		return DKIM_CBSTAT_ERROR;
 	util_strlcpy(dom, d, sizeof(dom));
 	util_strlower(dom);
@@ -1056,8 +1056,8 @@ dkim_verify_format(const struct dkim_verify_sig *sigs, size_t n, char *buf, size
 			    s->selector);
 		/* base64 has '/', a tspecial: then a quoted-string (RFC 8601 2.2) */
 		if (s->b[0] != '\0' && strspn(s->b, DKIM_VERIFY_B64_CHARS) == strlen(s->b))
-			snprintf(item + strlen(item), sizeof(item) - strlen(item), " header.b=%s%s%s",
-			    strpbrk(s->b, "/=") ? "\"" : "", s->b, strpbrk(s->b, "/=") ? "\"" : "");
+			snprintf(item + strlen(item), sizeof(item) - strlen(item),
+			    strpbrk(s->b, "/=") ? " header.b=\"%s\"" : " header.b=%s", s->b);
 		need += strlen(item);
 		if (used + strlen(item) < len && used == need - strlen(item)) {
 			memcpy(buf + used, item, strlen(item) + 1);

@@ -588,7 +588,8 @@ test_chains(void)
 
 			snprintf(want, sizeof(want), "ARC-Seal: i=%d; a=rsa-sha256; t=%d; cv=fail;",
 			    chain_cases[i].instances + 1, T0);
-			ok(strncmp(out, want, strlen(want)) == 0, "chain %s: sealed as i=%d cv=fail",
+			ok(strncmp(out, want, strlen(want)) == 0,
+			    "chain %s: sealed as i=%d cv=fail",
 			    chain_cases[i].name, chain_cases[i].instances + 1);
 		}
 		free(out);
@@ -635,14 +636,18 @@ check_shape(const char *out, int i)
 		    i);
 		snprintf(want, sizeof(want), "ARC-Message-Signature: i=%d; a=rsa-sha256; "
 		    "c=relaxed/relaxed;", i);
-		ok(strncmp(m.fields[1].text, want, strlen(want)) == 0, "seal i=%d: then the AMS", i);
-		snprintf(want, sizeof(want), "ARC-Authentication-Results: i=%d; mx.fwd.example;", i);
-		ok(strncmp(m.fields[2].text, want, strlen(want)) == 0, "seal i=%d: then the AAR", i);
+		ok(strncmp(m.fields[1].text, want, strlen(want)) == 0, "seal i=%d: then the AMS",
+		    i);
+		snprintf(want, sizeof(want), "ARC-Authentication-Results: i=%d; mx.fwd.example;",
+		    i);
+		ok(strncmp(m.fields[2].text, want, strlen(want)) == 0, "seal i=%d: then the AAR",
+		    i);
 		if ((h = strstr(m.fields[1].text, "\th=")) == NULL)   /* not bh= */
 			h = strstr(m.fields[1].text, " h=");
 		h = h ? h + 1 : NULL;
 		ok(h != NULL && strncmp(h, HLIST, strlen(HLIST)) == 0 &&
-		    memmem(h, strcspn(h, ";"), "ARC-", 4) == NULL, "seal i=%d: AMS h= signs no ARC field", i);
+		    memmem(h, strcspn(h, ";"), "ARC-", 4) == NULL,
+		    "seal i=%d: AMS h= signs no ARC field", i);
 		ok(strstr(m.fields[1].text, "v=") == NULL, "seal i=%d: AMS has no v=", i);
 	}
 	for (p = out; *p != '\0'; p = q + 1) {
