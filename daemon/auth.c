@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <crypt.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,62 @@ auth_name_valid(const char *s)
 	return 1;
 }
 
+/* auth_list_id_valid - RFC 2919 list-id: dot-atom text with at least one
+ * dot, no brackets (outpost adds them) */
+static int
+auth_list_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > AUTH_LIST_ID_MAX || strchr(s, '.') == NULL || s[0] == '.' ||
+	    s[n - 1] == '.' || strstr(s, "..") != NULL)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && strchr(".-_+", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+/* auth_user_option - 1 if u has option name (or "name=VALUE": *value
+ * then points at VALUE, else at "") */
+int
+auth_user_option(const struct auth_user *u, const char *name, const char **value)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < u->noptions; i++) {
+		const char *o = u->options[i];
+
+		if (strncmp(o, name, n) == 0 && (o[n] == '\0' || o[n] == '=')) {
+			if (value)
+				*value = o[n] == '=' ? o + n + 1 : "";
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* auth_user_address - the user's own address: the first full address
+ * of its senders, else NAME@DOMAIN of the first @domain (NAME itself
+ * when it is an address). 0, or -1 when it has none. */
+int
+auth_user_address(const struct auth_user *u, char *out, size_t len)
+{
+	for (size_t i = 0; i < u->nsenders; i++) {
+		if (u->senders[i][0] != '@') {
+			util_strlcpy(out, u->senders[i], len);
+			return strlen(u->senders[i]) < len ? 0 : -1;
+		}
+	}
+	if (strchr(u->name, '@') != NULL) {
+		util_strlcpy(out, u->name, len);
+		return strlen(u->name) < len ? 0 : -1;
+	}
+	if (u->nsenders == 0)
+		return -1;
+	return (size_t)snprintf(out, len, "%s%s", u->name, u->senders[0]) < len ? 0 : -1;
+}
+
 /* parse_line - "name:hash:senders[:options]"; 0, or -1 after reporting */
 static int
 parse_line(struct auth_db *db, char *line, int lineno, FILE *errs)
@@ -163,6 +220,14 @@ parse_line(struct auth_db *db, char *line, int lineno, FILE *errs)
 	}
 	if (nf == 4)
 		u.options = split_list(f[3], &u.noptions);
+	for (size_t i = 0; i < u.noptions; i++) {
+		const char *o = u.options[i];
+
+		if (strcmp(o, "forward") != 0 && strcmp(o, "list") != 0 &&
+		    !(strncmp(o, "list=", 5) == 0 && auth_list_id_valid(o + 5)))
+			BAD("user '%s': unknown option '%s' (expected forward, list or"
+			    " list=LIST-ID such as list=team.example.com)", f[0], o);
+	}
 	db->users = xreallocarray(db->users, db->nusers + 1, sizeof(*db->users));
 	db->users[db->nusers++] = u;
 	return 0;

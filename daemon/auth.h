@@ -25,7 +25,7 @@ struct auth_user {
 	char *hash;
 	char **senders;             /* "alice@example.com" or "@example.com", lower case */
 	size_t nsenders;
-	char **options;             /* fourth field, reserved for later issues */
+	char **options;             /* fourth field: forward, list, list=ID */
 	size_t noptions;
 	int line;
 };
@@ -56,6 +56,12 @@ int auth_verify(const struct auth_user *u, const char *password);
  * we compare the local part case-insensitively as every provider does) or
  * "@domain". The null sender "" is never owned. */
 int auth_sender_allowed(const struct auth_user *u, const char *addr);
+/* Options of the fourth field: forward (a forwarding account: foreign
+ * From: and MAIL FROM allowed, the envelope rewritten, ARC-sealed), list
+ * (a list account: the same, plus List-Id), list=ID (List-Id: <ID>). */
+#define AUTH_LIST_ID_MAX 200
+int auth_user_option(const struct auth_user *u, const char *name, const char **value);
+int auth_user_address(const struct auth_user *u, char *out, size_t len);
 /* Is `entry` acceptable in a users file's senders field ("user@domain"
  * or "@domain")? Returns 1 or 0. */
 int auth_sender_valid(const char *entry);

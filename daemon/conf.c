@@ -130,12 +130,16 @@ static const struct enumval auth_vals[] = {
 static const struct enumval unsigned_vals[] = {
 	{ "reject", CONF_UNSIGNED_REJECT }, { "relay", CONF_UNSIGNED_RELAY },
 	{ NULL, 0 } };
+static const struct enumval arc_vals[] = {
+	{ "auto", CONF_ARC_AUTO }, { "always", CONF_ARC_ALWAYS }, { "never", CONF_ARC_NEVER },
+	{ NULL, 0 } };
 static const struct enumval level_vals[] = {
 	{ "info", 0 }, { "debug", 1 }, { NULL, 0 } };
 
 _Static_assert(sizeof(enum conf_tls) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_auth) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_unsigned) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum conf_arc) == sizeof(int), "enums are stored as int");
 
 #define FIELD(st, f) .off = offsetof(st, f), .size = sizeof(((st *)0)->f)
 #define SRV(f)  .kind = K_SERVER, FIELD(struct conf_server, f)
@@ -201,6 +205,7 @@ static const struct setting settings[] = {
 	{ LSN(auth), .key = "auth", .type = T_ENUM, .def = "required", .enums = auth_vals },
 	{ LSN(cert), .key = "cert", .type = T_PATH },
 	{ LSN(key), .key = "key", .type = T_PATH },
+	{ LSN(forward), .key = "forward", .type = T_BOOL, .def = "no" },
 
 	/* [upstream NAME] */
 	{ UPS(host), .key = "address", .type = T_UPSTREAM_ADDR, .required = 1 },
@@ -254,6 +259,9 @@ static const struct setting settings[] = {
 	{ DOM(dkim_keys), .key = "dkim_key", .type = T_DKIM_KEYS, .repeat = 1,
 	  .noff = offsetof(struct conf_domain, ndkim_keys) },
 	{ DOM(dkim_subdomains), .key = "dkim_subdomains", .type = T_BOOL, .def = "no" },
+	{ DOM(arc), .key = "arc", .type = T_ENUM, .def = "auto", .enums = arc_vals },
+	{ DOM(forward_return_path), .key = "forward_return_path", .type = T_STR,
+	  .check = check_mailaddr, .expect = "an address such as bounces@example.com" },
 
 	/* [queue] */
 	{ QUE(retry), .key = "retry", .type = T_DURS,

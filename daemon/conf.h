@@ -28,6 +28,8 @@
 enum conf_tls { CONF_TLS_NONE, CONF_TLS_STARTTLS, CONF_TLS_IMPLICIT };
 enum conf_auth { CONF_AUTH_REQUIRED, CONF_AUTH_OPTIONAL };
 enum conf_unsigned { CONF_UNSIGNED_REJECT, CONF_UNSIGNED_RELAY };
+/* [domain] arc: seal forwarded mail only, all mail, or none (RFC 8617) */
+enum conf_arc { CONF_ARC_AUTO, CONF_ARC_ALWAYS, CONF_ARC_NEVER };
 
 /* One trusted_networks entry: address family, network bytes, prefix. */
 struct conf_net {
@@ -44,6 +46,7 @@ struct conf_listen {
 	enum conf_auth auth;        /* default required */
 	char cert[PATH_MAX];        /* required unless tls = none */
 	char key[PATH_MAX];
+	int forward;                /* every user here forwards (issue 5) */
 	int line;                   /* line of the section header */
 };
 
@@ -106,6 +109,9 @@ struct conf_domain {
 	size_t ndkim_keys;
 	int dkim_line;              /* first dkim_key line, for domain-wide errors */
 	int dkim_subdomains;        /* also sign for *.NAME (relaxed alignment) */
+	enum conf_arc arc;          /* default auto: seal forwarded mail */
+	char forward_return_path[ADDR_MAX + 1]; /* envelope sender of mail this
+	                             * domain's accounts forward; "" = their own */
 	int line;
 };
 

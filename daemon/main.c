@@ -33,6 +33,8 @@
 #include "auth.h"
 #include "conf.h"
 #include "control.h"
+#include "dkim_verify.h"
+#include "dmarc.h"
 #include "dns.h"
 #include "inject.h"
 #include "listener.h"
@@ -53,6 +55,7 @@
 #endif
 #define DEFAULT_CONF SYSCONFDIR "/outpost/outpost.conf"
 #define STOP_GRACE 10           /* seconds to let sessions and deliveries finish */
+#define MAIN_VERIFY_DNS_MS 2000   /* forwarded mail waits at most ~6 s for DNS */
 
 static struct server server;
 static struct event *stop_timer;
@@ -163,6 +166,7 @@ main(int argc, char **argv)
 	const char *conf_path = DEFAULT_CONF;
 	int foreground = 0, check = 0, debug = 0, ch, nerr = 0;
 	char err[512], dbpath[PATH_MAX + 16], ctlpath[PATH_MAX + 16];
+	struct dns_opts vopts;
 	struct event *sigterm, *sigint, *sighup;
 	struct server_dkim *dkim = NULL;
 	long loaded;
@@ -259,6 +263,17 @@ main(int argc, char **argv)
 	if ((server.dns = dns_new(server.base, server.conf->server.dns_server, err,
 	    sizeof(err))) == NULL)
 		fatalx("dns: %s", err);
+	vopts.server = server.conf->server.dns_server;
+	vopts.timeout_ms = MAIN_VERIFY_DNS_MS;
+	vopts.tries = 2;
+	if ((server.vdns = dns_new_opts(server.base, &vopts, err, sizeof(err))) == NULL)
+		fatalx("dns: %s", err);
+	if ((server.verifier = dkim_verify_new(err, sizeof(err))) == NULL)
+		fatalx("DKIM verification: %s", err);
+	/* Without the list, organizational domains are the last two labels
+	 * (and relaxed alignment asks for a parent/child relation). */
+	if ((server.psl = dmarc_psl_load(DMARC_PSL_PATH, err, sizeof(err))) == NULL)
+		log_warn("%s (install the publicsuffix package)", err);
 	if ((server.sched = scheduler_new(&server, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	/* The queue is loaded before the first connection is accepted. */
@@ -297,6 +312,11 @@ main(int argc, char **argv)
 
 	event_base_dispatch(server.base);
 
+	/* Forwarded mail still waiting for DNS is answered 421 now, while
+	 * its session and listener exist. */
+	dns_free(server.vdns);
+	server.vdns = NULL;
+
 	/* Shutdown: no new work; what is queued in the threads completes. */
 	for (size_t i = 0; i < server.nlisteners; i++)
 		listener_free(server.listeners[i]);
@@ -311,6 +331,8 @@ main(int argc, char **argv)
 	suppress_free(server.suppress);
 	loopq_free(server.loopq);
 	dns_free(server.dns);
+	dkim_verify_free(server.verifier);
+	dmarc_psl_free(server.psl);
 	if (stop_timer)
 		event_free(stop_timer);
 	event_free(sigterm);

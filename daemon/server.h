@@ -25,6 +25,8 @@ struct server;
 struct throttle_users;
 struct suppress;
 struct control;
+struct dkim_verifier;
+struct dmarc_psl;
 
 /* The DKIM keys in use, shared by every signing job. A job holds a
  * reference from submission to completion (both on the loop thread), so
@@ -65,6 +67,12 @@ struct server {
 	struct listener **listeners;
 	size_t nlisteners;
 	struct control *control;    /* state_dir/control (outpostctl) */
+	/* Forwarded mail (forward.h): DKIM verification, the Public Suffix
+	 * List, and a resolver of its own with short timeouts. NULL in tools
+	 * and tests that do not set them: then nothing is sealed. */
+	struct dkim_verifier *verifier;
+	struct dmarc_psl *psl;
+	struct dns *vdns;
 	int nsessions;              /* open submission sessions, all listeners */
 	time_t started;
 	int stopping;               /* set on SIGTERM: no new work */

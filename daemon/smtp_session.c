@@ -45,6 +45,7 @@
 #include "conf.h"
 #include "dkim_key.h"
 #include "dkim_sign.h"
+#include "forward.h"
 #include "listener.h"
 #include "log.h"
 #include "message.h"
@@ -153,6 +154,9 @@ struct session_job {
 	struct message_info info;
 	char *out;
 	size_t outlen;
+	struct forward_plan fwd;    /* forwarded mail and its ARC set */
+	int need_fetch;             /* DNS first, then forward_seal */
+	char arc_log[FORWARD_LOG_MAX];
 	/* commit */
 	struct store_msg sm;
 	int64_t *rcpt_ids;
@@ -288,6 +292,17 @@ session_sender_ok(const struct session *s, const char *addr)
 		return 1;
 	dom = util_addr_domain(addr);
 	return *dom && conf_domain_find(s->srv->conf, dom) != NULL;
+}
+
+/* session_forwarder - a forwarding or list account, or a listener where
+ * every user forwards: MAIL FROM may be foreign (it is rewritten) */
+static int
+session_forwarder(const struct session *s)
+{
+	if (s->auth_user == NULL)
+		return 0;
+	return s->cl->forward || auth_user_option(s->auth_user, "forward", NULL) ||
+	    auth_user_option(s->auth_user, "list", NULL);
 }
 
 /* ---- commands ---- */
@@ -622,7 +637,7 @@ cmd_mail(struct session *s, const char *args)
 		memset(&s->mail, 0, sizeof(s->mail));
 		return;
 	}
-	if (!session_sender_ok(s, s->mail.addr)) {
+	if (!session_sender_ok(s, s->mail.addr) && !session_forwarder(s)) {
 		if (s->user[0])
 			session_reply(s, "553 5.7.1 Sender address <%s> not owned by user %s",
 			    log_esc(s->mail.addr, esc, sizeof(esc)), s->user);
@@ -897,40 +912,24 @@ session_job_free(struct session_job *j)
 {
 	if (j->dkim)
 		server_dkim_release(j->s->srv, j->dkim);
+	forward_plan_clear(&j->fwd);
 	free(j->raw);
 	free(j->out);
 	free(j->rcpt_ids);
 	free(j);
 }
 
-/* session_job_work - in the pool: RFC 5322 checks and fixes, the header
- * From: ownership check, then DKIM. The session is busy meanwhile, so
- * what the job reads of it (user, mail) does not change under it. */
+/* session_job_sign - DKIM for the From: domain, or for the forwarder's
+ * domain when the mail is forwarded or sealed */
 static void
-session_job_work(void *arg)
+session_job_sign(struct session_job *j)
 {
-	struct session_job *j = arg;
 	const struct dkim_domain *d;
+	const char *dom = j->fwd.seal || j->fwd.forwarded ? j->fwd.domain : j->info.from_domain;
 	char esc[ADDR_MAX * 4], *sig = NULL;
 	size_t siglen;
 
-	j->rc = message_prepare(j->raw, j->rawlen, &j->params, &j->info, &j->out,
-	    &j->outlen, j->err, sizeof(j->err));
-	free(j->raw);
-	j->raw = NULL;
-	if (j->rc < 0)
-		return;
-	/* Header From: must be the user's too: it is what DMARC aligns on
-	 * and what the recipient sees. */
-	if (!session_sender_ok(j->s, j->info.from_addr)) {
-		j->rc = -1;
-		/* Bounded pieces: a reply line stays under 512 octets. */
-		snprintf(j->err, sizeof(j->err), "553 5.7.1 From: address <%.150s> not owned by %.64s",
-		    log_esc(j->info.from_addr, esc, sizeof(esc)),
-		    j->s->user[0] ? j->s->user : "this client");
-		return;
-	}
-	d = dkim_key_find(dkim_sign_keys(j->dkim->signer), j->info.from_domain);
+	d = dkim_key_find(dkim_sign_keys(j->dkim->signer), dom);
 	if (d == NULL) {
 		if (j->unsigned_policy == CONF_UNSIGNED_RELAY) {
 			j->unsigned_relayed = 1;
@@ -938,21 +937,98 @@ session_job_work(void *arg)
 		}
 		j->rc = -1;
 		snprintf(j->err, sizeof(j->err), "550 5.7.1 no DKIM key for %s; the message "
-		    "would fail DMARC", log_esc(j->info.from_domain, esc, sizeof(esc)));
+		    "would fail DMARC", log_esc(dom, esc, sizeof(esc)));
 		return;
 	}
 	if (dkim_sign_message(j->dkim->signer, d, j->params.queue_id, j->out, j->outlen,
 	    &sig, &siglen, j->dkim_log, sizeof(j->dkim_log), esc, sizeof(esc)) < 0) {
 		/* A local fault, not the client's: it may retry. */
 		j->rc = -1;
-		log_err("%s: DKIM signing for %s failed: %s", j->params.queue_id,
-		    j->info.from_domain, esc);
+		log_err("%s: DKIM signing for %s failed: %s", j->params.queue_id, dom, esc);
 		snprintf(j->err, sizeof(j->err), "451 4.3.0 DKIM signing failed; try again later");
 		return;
 	}
 	free(j->out);
 	j->out = sig;
 	j->outlen = siglen;
+}
+
+/* session_job_work - in the pool: RFC 5322 checks and fixes, the header
+ * From: ownership check (or forwarded mail), then DKIM. The session is
+ * busy meanwhile, so what the job reads of it (user, mail) does not
+ * change under it. */
+static void
+session_job_work(void *arg)
+{
+	struct session_job *j = arg;
+	struct server *srv = j->s->srv;
+	char esc[ADDR_MAX * 4];
+	int owned;
+
+	j->rc = message_prepare(j->raw, j->rawlen, &j->params, &j->info, &j->out,
+	    &j->outlen, j->err, sizeof(j->err));
+	free(j->raw);
+	j->raw = NULL;
+	if (j->rc < 0)
+		return;
+	owned = session_sender_ok(j->s, j->info.from_addr);
+	if ((j->rc = forward_prepare(&j->fwd, srv->conf, j->s->auth_user, j->s->cl->forward,
+	    srv->psl, j->info.from_domain, owned, &j->out, &j->outlen, j->err,
+	    sizeof(j->err))) < 0)
+		return;
+	/* Header From: must be the user's too, unless forwarded: it is what
+	 * DMARC aligns on and what the recipient sees. */
+	if (!owned && !j->fwd.forwarded) {
+		j->rc = -1;
+		/* Bounded pieces: a reply line stays under 512 octets. */
+		snprintf(j->err, sizeof(j->err), "553 5.7.1 From: address <%.150s> not owned by %.64s",
+		    log_esc(j->info.from_addr, esc, sizeof(esc)),
+		    j->s->user[0] ? j->s->user : "this client");
+		return;
+	}
+	if (j->fwd.seal && srv->verifier != NULL && srv->vdns != NULL) {
+		j->need_fetch = 1;      /* the keys first, on the loop */
+		return;
+	}
+	session_job_sign(j);
+}
+
+/* session_seal_work - in the pool, the DNS answers in hand: ARC, DKIM */
+static void
+session_seal_work(void *arg)
+{
+	struct session_job *j = arg;
+	struct server *srv = j->s->srv;
+	const struct dkim_domain *d = dkim_key_find(dkim_sign_keys(j->dkim->signer),
+	    j->fwd.domain);
+	char err[256];
+
+	if (forward_seal(&j->fwd, srv->verifier, srv->psl, d, j->hostname, j->params.now,
+	    &j->out, &j->outlen, j->arc_log, sizeof(j->arc_log), err, sizeof(err)) < 0) {
+		j->rc = -1;
+		log_err("%s: ARC sealing for %s failed: %s", j->params.queue_id, j->fwd.domain,
+		    err);
+		snprintf(j->err, sizeof(j->err), "451 4.3.0 ARC sealing failed; try again later");
+		return;
+	}
+	session_job_sign(j);
+}
+
+static void session_job_done(void *arg);
+
+/* session_fwd_fetched - the DNS answers are in: seal in the pool */
+static void
+session_fwd_fetched(void *arg)
+{
+	struct session_job *j = arg;
+
+	if (j->fwd.cancelled) {
+		j->rc = -1;
+		snprintf(j->err, sizeof(j->err), "421 4.3.2 Service shutting down");
+		session_job_done(j);
+		return;
+	}
+	signer_submit(j->s->srv->signer, session_seal_work, session_job_done, j);
 }
 
 /* session_finish - reply to the final dot and move on */
@@ -995,6 +1071,21 @@ session_job_done(void *arg)
 		session_job_free(j);
 		session_finish(s);
 		return;
+	}
+	if (j->need_fetch) {
+		j->need_fetch = 0;
+		forward_fetch(&j->fwd, s->srv->vdns, session_fwd_fetched, j);
+		return;
+	}
+	if (j->fwd.forwarded) {
+		log_info("%s: forwarded (%s): envelope from=<%s> rewritten to <%s>", s->qid,
+		    j->fwd.via, log_esc(s->mail.addr, esc, sizeof(esc)), j->fwd.envelope);
+		util_strlcpy(s->mail.addr, j->fwd.envelope, sizeof(s->mail.addr));
+	}
+	if (j->arc_log[0]) {
+		char aesc[FORWARD_LOG_MAX * 4];
+
+		log_info("%s: %s", s->qid, log_esc(j->arc_log, aesc, sizeof(aesc)));
 	}
 	if (j->unsigned_relayed)
 		log_warn("%s: no DKIM key for %s; relayed unsigned (unsigned = relay): "

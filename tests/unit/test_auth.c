@@ -45,10 +45,10 @@ load(const char *text, int *nerr)
 static const char *
 msg(int line, const char *text)
 {
-	static char buf[8][1024];
+	static char buf[12][1024];
 	static int i;
 
-	i = (i + 1) % 8;
+	i = (i + 1) % 12;
 	snprintf(buf[i], sizeof(buf[i]), "%s:%d: %s\n", upath, line, text);
 	return buf[i];
 }
@@ -93,7 +93,7 @@ test_load(void)
 	    "alice:$y$j9T$abc$def:Alice@Example.com, @Example.org\n"
 	    "   # indented comment\n"
 	    "bob:$6$salt$hash::\n"
-	    "carol:$6$s$h:carol@example.com:opt1, opt2\r\n"
+	    "carol:$6$s$h:carol@example.com:forward, list=team.example.com\r\n"
 	    "  dave : $2b$05$x : dave@example.net \n", &nerr);
 	ok(db != NULL, "good users file loads");
 	is_int(nerr, 0, "no errors");
@@ -120,8 +120,19 @@ test_load(void)
 	if (u) {
 		is_int(u->noptions, 2, "carol has two options");
 		if (u->noptions == 2) {
-			is_str(u->options[0], "opt1", "option 1");
-			is_str(u->options[1], "opt2", "option 2 trimmed");
+			is_str(u->options[0], "forward", "option 1");
+			is_str(u->options[1], "list=team.example.com", "option 2 trimmed");
+		}
+		{
+			const char *v = NULL;
+			char own[ADDR_MAX + 1];
+
+			ok(auth_user_option(u, "forward", &v) && v && *v == '\0', "option forward");
+			ok(auth_user_option(u, "list", &v) && strcmp(v, "team.example.com") == 0,
+			    "option list=ID gives ID");
+			ok(!auth_user_option(u, "lis", NULL), "options match whole names");
+			ok(auth_user_address(u, own, sizeof(own)) == 0 &&
+			    strcmp(own, "carol@example.com") == 0, "own address: first full sender");
 		}
 		is_int(u->line, 6, "carol on line 6");
 	}
@@ -140,10 +151,12 @@ test_load(void)
 	    "frank:$y$z:a:b:c\n"
 	    ":$y$z:x@example.com\n"
 	    "ok:$y$z:@sub.example.com\n"
-	    "gina:$y$z:@\n", &nerr);
+	    "gina:$y$z:@\n"
+	    "hal:$y$z:hal@example.com:forward, lists\n"
+	    "ida:$y$z:ida@example.com:list=no-dot\n", &nerr);
 	ok(db == NULL, "bad users file rejected");
-	is_int(nerr, 8, "eight errors");
-	snprintf(want, sizeof(want), "%s%s%s%s%s%s%s%s",
+	is_int(nerr, 10, "ten errors");
+	snprintf(want, sizeof(want), "%s%s%s%s%s%s%s%s%s%s",
 	    msg(2, "expected name:hash:senders"),
 	    msg(3, "user 'carol': bad password hash (expected a crypt(3) hash starting with '$')"),
 	    msg(4, "duplicate user 'alice' (first on line 1)"),
@@ -151,7 +164,11 @@ test_load(void)
 	    msg(6, "user 'erin': invalid sender 'erin@exa mple.com' (expected user@domain or @domain)"),
 	    msg(7, "too many fields (expected name:hash:senders[:options])"),
 	    msg(8, "missing user name"),
-	    msg(10, "user 'gina': invalid sender '@' (expected user@domain or @domain)"));
+	    msg(10, "user 'gina': invalid sender '@' (expected user@domain or @domain)"),
+	    msg(11, "user 'hal': unknown option 'lists' (expected forward, list or"
+	    " list=LIST-ID such as list=team.example.com)"),
+	    msg(12, "user 'ida': unknown option 'list=no-dot' (expected forward, list or"
+	    " list=LIST-ID such as list=team.example.com)"));
 	is_str(errs, want, "every bad line reported with its number");
 
 	text = malloc(10000);
