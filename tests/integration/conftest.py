@@ -1024,3 +1024,130 @@ def txt_dnsfunc(records):
         n = name.decode() if isinstance(name, bytes) else name
         return table.get(n.rstrip(".").lower())
     return dnsfunc
+
+
+# ---------------------------------------------------------------------------
+# DNS: a small authoritative server for the daemon's lookups (dnslib)
+
+
+class DNSTestServer:
+    """UDP and TCP DNS on 127.0.0.1:self.port answering from self.records:
+    {name: value}, the name without the trailing dot (any case). A value
+    is a TXT record: str/bytes (split into 255-byte character-strings) or
+    a list of them (one character-string each, longer ones split too);
+    or a dict {qtype: [rdata, ...]} for other types ("TXT" values as
+    above, "A"/"AAAA" addresses, "MX" (pref, host) pairs). A known name
+    without the asked type answers NOERROR with no answer; an unknown
+    name is NXDOMAIN. Every question lands in self.queries as
+    (name, qtype)."""
+
+    def __init__(self):
+        self.records = {}
+        self.queries = []
+        self.lock = threading.Lock()
+        self.servers = []
+        self.port = None
+
+    @property
+    def address(self):
+        """The value for `[server] dns_server`."""
+        return f"127.0.0.1:{self.port}"
+
+    def txt(self, name, value):
+        self.records[name] = value
+
+    def queried(self, name):
+        n = name.rstrip(".").lower()
+        with self.lock:
+            return [q for q in self.queries if q[0] == n]
+
+    @staticmethod
+    def _strings(value):
+        parts = value if isinstance(value, (list, tuple)) else [value]
+        out = []
+        for p in parts:
+            b = p.encode() if isinstance(p, str) else bytes(p)
+            out.extend(b[i:i + 255] for i in range(0, len(b), 255))
+            if not b:
+                out.append(b"")
+        return out
+
+    def _lookup(self, name):
+        table = {k.rstrip(".").lower(): v for k, v in dict(self.records).items()}
+        return table.get(name)
+
+    def resolve(self, request, handler):
+        from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A
+        reply = request.reply()
+        q = request.q
+        name = str(q.qname).rstrip(".").lower()
+        qtype = QTYPE.get(q.qtype, str(q.qtype))
+        with self.lock:
+            self.queries.append((name, qtype))
+        value = self._lookup(name)
+        if value is None:
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        if not isinstance(value, dict):
+            value = {"TXT": [value]}
+        for rdata in value.get(qtype, []) if qtype != "ANY" else []:
+            if qtype == "TXT":
+                rd = TXT(self._strings(rdata))
+            elif qtype == "A":
+                rd = A(rdata)
+            elif qtype == "AAAA":
+                rd = AAAA(rdata)
+            elif qtype == "MX":
+                pref, host = rdata
+                rd = MX(host, pref)
+            else:
+                continue
+            reply.add_answer(RR(q.qname, q.qtype, rdata=rd, ttl=60))
+        return reply
+
+    def start(self):
+        from dnslib.server import DNSLogger, DNSServer
+        quiet = DNSLogger(log="-recv,-send,-request,-reply,-truncated,-error,-data",
+                          prefix=False)
+        last = None
+        for _ in range(20):
+            port = free_udp_port()
+            try:
+                udp = DNSServer(self, port=port, address="127.0.0.1", logger=quiet)
+                try:
+                    tcp = DNSServer(self, port=port, address="127.0.0.1", tcp=True,
+                                    logger=quiet)
+                except OSError:
+                    udp.server.server_close()
+                    raise
+            except OSError as e:
+                last = e
+                continue
+            self.port = port
+            self.servers = [udp, tcp]
+            for s in self.servers:
+                s.start_thread()
+            return self
+        raise AssertionError(f"no free port for the test DNS server: {last}")
+
+    def stop(self):
+        for s in self.servers:
+            s.server.shutdown()
+            s.server.server_close()
+            s.thread.join(timeout=5)
+        self.servers = []
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dns_server():
+    """A DNSTestServer, started; fill .records, give the daemon
+    `[server] dns_server = <.address>`. Stopped at teardown."""
+    srv = DNSTestServer().start()
+    yield srv
+    srv.stop()
