@@ -365,6 +365,26 @@ def test_redirect_by_resent_from_is_sealed_and_verifies(arc_env, arc_daemon, cli
     assert values(raw, "from") == [f"Outside Sender <{OUTSIDER}>"]
 
 
+def test_top_resent_block_owned_is_forwarded(arc_env, arc_daemon, client_factory, tls_ctx):
+    """An older foreign Resent- block below hers does not matter; a
+    Resent-Sender: of hers (under a foreign Resent-From:) counts as hers."""
+    d, up = arc_daemon()
+    older = resent(origin_sign(arc_env, origin_message(subject="twice")),
+                   addr="someone@origin.example")
+    _, m = relay(d, up, client_factory, tls_ctx, resent(older), mail_from="alice@example.org")
+    assert m.mail_from == ALICE, m.mail_from
+    assert_our_seal(arc_env, wire(m), 1, "none")
+
+    msg = origin_sign(arc_env, origin_message(subject="resent-sender"))
+    msg = b"Resent-Sender: alice@example.com\r\n" + resent(msg, addr="boss@origin.example")
+    _, m = relay(d, up, client_factory, tls_ctx, msg, mail_from="alice@example.org", n=2)
+    assert m.mail_from == ALICE, f"envelope {m.mail_from!r}, expected the Resent-Sender"
+    raw = wire(m)
+    assert_our_seal(arc_env, raw, 1, "none")
+    cv, _, why = arc_check(arc_env, raw)
+    assert cv == dkim.CV_Pass, f"arc_verify: {cv} {why}"
+
+
 # ---------------------------------------------------------------------------
 # 2./3. An existing chain: continued with cv=pass, or ended with cv=fail
 
@@ -414,7 +434,7 @@ def test_tampered_chain_is_sealed_with_cv_fail(arc_env, arc_daemon, client_facto
 # 4. What the ARC-Authentication-Results says
 
 
-def test_aar_reports_dkim_and_dmarc(arc_env, arc_daemon, client_factory, tls_ctx):
+def test_aar_reports_dkim_and_dmarc(arc_env, arc_daemon, client_factory, tls_ctx, dns_server):
     d, up = arc_daemon()
     good = origin_sign(arc_env, origin_message(subject="aar good"))
     broken = origin_sign(arc_env, origin_message(subject="aar broken", body="Original body.\n"))
@@ -445,6 +465,11 @@ def test_aar_reports_dkim_and_dmarc(arc_env, arc_daemon, client_factory, tls_ctx
     aar = got["nodmarc"]
     assert re.search(r"\bdkim=pass\b[^;]*header\.d=nodmarc\.example\b", aar), aar
     assert re.search(r"\bdmarc=none\b[^;]*header\.from=nodmarc\.example\b", aar), aar
+
+    # The results came from the test's DNS.
+    for name in (f"{ORIGIN_SEL}._domainkey.{ORIGIN}", f"_dmarc.{ORIGIN}",
+                 f"{ORIGIN_SEL}._domainkey.{NODMARC}", f"_dmarc.{NODMARC}"):
+        assert dns_server.queried(name), f"the daemon never asked the DNS for {name}"
 
 
 # ---------------------------------------------------------------------------
@@ -511,6 +536,10 @@ def test_plain_foreign_from_is_refused(arc_env, arc_daemon, client_factory, tls_
         "plain foreign From": origin_sign(arc_env, origin_message(subject="spoof")),
         "Resent-From not hers": resent(origin_sign(arc_env, origin_message(subject="spoof 2")),
                                        addr="mallory@evil.example"),
+        # Only the top Resent- block counts: hers further down does not.
+        "hers below a foreign top block": resent(
+            resent(origin_sign(arc_env, origin_message(subject="spoof 3"))),
+            addr="mallory@evil.example"),
     }
     for what, data in cases.items():
         r = submit(d, client_factory, tls_ctx, data)
