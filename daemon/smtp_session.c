@@ -1098,6 +1098,7 @@ session_job_done(void *arg)
 	j->sm.client = s->ip;
 	j->sm.helo = s->helo;
 	j->sm.received_at = util_now();
+	j->sm.flags = j->fwd.forwarded ? STORE_FLAG_FORWARDED : 0;
 	j->sm.body_8bit = s->mail.body == SMTP_BODY_8BITMIME;
 	j->sm.smtputf8 = s->mail.smtputf8;
 	j->sm.data = j->out;
@@ -1126,7 +1127,7 @@ session_commit_done(int err, void *arg)
 		struct store_qmsg qm = {
 			.id = j->sm.id, .queue_id = s->qid, .sender = s->mail.addr,
 			.auth_user = j->sm.auth_user, .received_at = j->sm.received_at,
-			.size = j->outlen, .flags = 0, .body_8bit = j->sm.body_8bit,
+			.size = j->outlen, .flags = j->sm.flags, .body_8bit = j->sm.body_8bit,
 			.smtputf8 = j->sm.smtputf8, .ret = j->sm.ret,
 			.envid = j->sm.envid, .rcpts = qr, .nrcpt = s->nrcpt,
 		};
