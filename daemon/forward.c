@@ -46,14 +46,18 @@ forward_resent(const struct dkim_canon_msg *m, const struct auth_user *u, char *
 {
 	static const char *const names[] = { "Resent-From", "Resent-Sender" };
 
+	char a[ADDR_MAX + 1];
+
 	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
 		const struct dkim_canon_field *f = forward_field(m, names[i]);
 
 		if (f == NULL)
 			continue;
 		if (message_parse_mailbox(f->text + f->namelen + 1, f->len - f->namelen - 1,
-		    addr, len) == 1 && auth_sender_allowed(u, addr))
+		    a, sizeof(a)) == 1 && auth_sender_allowed(u, a)) {
+			util_strlcpy(addr, a, len);
 			return 1;
+		}
 	}
 	return 0;
 }
