@@ -120,6 +120,9 @@ static int check_host(const char *v);
 static int check_dns(const char *v);
 static int check_mailaddr(const char *v);
 static int check_name(const char *v);
+static int check_hostlist(const char *v);
+static char *next_item(char **cursor);
+static int check_ip(const char *v);
 
 static const struct enumval tls_vals[] = {
 	{ "starttls", CONF_TLS_STARTTLS }, { "implicit", CONF_TLS_IMPLICIT },
@@ -185,6 +188,10 @@ static const struct setting settings[] = {
 	  .def = "600", .min = 1, .max = DAY },
 	{ SRV(postmaster), .key = "postmaster", .type = T_STR, .check = check_mailaddr,
 	  .expect = "an address such as admin@example.com" },
+	{ SRV(rbl), .key = "rbl", .type = T_STR, .check = check_hostlist,
+	  .expect = "a comma list of DNS block list zones",
+	  .def = "zen.spamhaus.org, bl.spamcop.net, b.barracudacentral.org,"
+	  " dnsbl-1.uceprotect.net" },
 	{ SRV(default_upstream), .key = "default_upstream", .type = T_STR,
 	  .check = check_name, .expect = "an upstream name" },
 	{ SRV(unsigned_policy), .key = "unsigned", .type = T_ENUM,
@@ -250,6 +257,8 @@ static const struct setting settings[] = {
 	  .def = "0", .min = 0, .max = COUNT_MAX },
 	{ UPS(throttle_cooldown), .key = "throttle_cooldown", .type = T_DUR,
 	  .def = "30", .min = 1, .max = 3600 },
+	{ UPS(egress_ip), .key = "egress_ip", .type = T_STR, .check = check_ip,
+	  .expect = "an IPv4 or IPv6 address" },
 	{ UPS(recover_after), .key = "recover_after", .type = T_INT,
 	  .def = "20", .min = 1, .max = 100000 },
 
@@ -259,6 +268,8 @@ static const struct setting settings[] = {
 	{ DOM(dkim_keys), .key = "dkim_key", .type = T_DKIM_KEYS, .repeat = 1,
 	  .noff = offsetof(struct conf_domain, ndkim_keys) },
 	{ DOM(dkim_subdomains), .key = "dkim_subdomains", .type = T_BOOL, .def = "no" },
+	{ DOM(refuse_when_failing), .key = "refuse_when_failing", .type = T_BOOL,
+	  .def = "no" },
 	{ DOM(arc), .key = "arc", .type = T_ENUM, .def = "auto", .enums = arc_vals },
 	{ DOM(forward_return_path), .key = "forward_return_path", .type = T_STR,
 	  .check = check_mailaddr, .expect = "an address such as bounces@example.com" },
@@ -350,6 +361,30 @@ check_host(const char *v)
 		if (!is_hostchar((unsigned char)*v))
 			return -1;
 	return 0;
+}
+
+/* check_hostlist - a comma list of DNS names (may be empty) */
+static int
+check_hostlist(const char *v)
+{
+	char copy[CONF_RBL_MAX], *cursor = copy, *item;
+
+	util_strlcpy(copy, v, sizeof(copy));
+	while ((item = next_item(&cursor)) != NULL)
+		if (*item == '\0' || check_host(item) < 0 || strlen(item) >= HOST_MAX)
+			return -1;
+	return 0;
+}
+
+/* check_ip - "" or an IPv4/IPv6 address literal */
+static int
+check_ip(const char *v)
+{
+	unsigned char a[16];
+
+	if (*v == '\0' || inet_pton(AF_INET, v, a) == 1 || inet_pton(AF_INET6, v, a) == 1)
+		return 0;
+	return -1;
 }
 
 /* check_dns - "" or an IP address, optionally with a port */

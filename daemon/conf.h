@@ -87,9 +87,12 @@ struct conf_upstream {
 	unsigned long growth_seed;  /* daily volume assumed without history */
 	long throttle_cooldown;     /* first suspension on a throttling reply, 30 */
 	int recover_after;          /* deliveries in a row per recovery step, 20 */
+	char egress_ip[IP_STR_MAX]; /* the address receivers see; "" = resolve
+	                             * the upstream host (SPF, PTR, RBL checks) */
 	int line;
 };
 
+#define CONF_RBL_MAX 1024         /* [server] rbl, the whole list */
 #define CONF_SELECTOR_MAX 64     /* DKIM selector (RFC 6376 3.1) */
 #define CONF_DKIM_KEYS_MAX 8
 
@@ -110,6 +113,7 @@ struct conf_domain {
 	int dkim_line;              /* first dkim_key line, for domain-wide errors */
 	int dkim_subdomains;        /* also sign for *.NAME (relaxed alignment) */
 	enum conf_arc arc;          /* default auto: seal forwarded mail */
+	int refuse_when_failing;    /* 451 4.7.26 while SPF and DKIM both fail */
 	char forward_return_path[ADDR_MAX + 1]; /* envelope sender of mail this
 	                             * domain's accounts forward; "" = their own */
 	int line;
@@ -151,6 +155,8 @@ struct conf_server {
 	long auth_penalty_window;   /* default 600: failures remembered per IP */
 	char postmaster[ADDR_MAX];  /* default postmaster@hostname */
 	char default_upstream[CONF_NAME_MAX]; /* default: the first upstream */
+	char rbl[CONF_RBL_MAX];     /* DNS block lists for outpostctl check rbl:
+	                             * comma list of zones */
 	enum conf_unsigned unsigned_policy;   /* default reject (DKIM issue) */
 	char dns_server[HOST_MAX];  /* "" = system resolver; else ip[:port] */
 	int signer_threads;         /* default: number of cores */

@@ -15,6 +15,10 @@
  *   dkim dns DOMAIN        the TXT records of DOMAIN's configured keys
  *   suppress list [--json] the suppression list in queue.db (read-only)
  *   suppress add ADDR [--reason TEXT] [--expires 30d]
+ *   check dns DOMAIN [--json]  the domain's sending setup, each finding
+ *                          OK/WARN/FAIL with its fix (selfcheck.h)
+ *   check rbl [IP] [--json]    the egress address in DNS block lists
+ *   lint [FILE] [--json]   content score and findings (lint.h)
  *   status [--json]        ask the running outpostd (control socket) for
  *                          its queue and upstream state
  *   suppress remove ADDR   edit queue.db (WAL, bound parameters), then
@@ -42,7 +46,9 @@
 #include "conf.h"
 #include "control.h"
 #include "dkim_key.h"
+#include "lint.h"
 #include "log.h"
+#include "selfcheck.h"
 #include "smtp_parse.h"
 #include "store.h"
 #include "util.h"
@@ -57,6 +63,7 @@
 #define DKIM_PEM_MAX (64 * 1024)
 #define SUPPRESS_JSON_MAX (4 * 1024 * 6 + 3)   /* an escaped reply, JSON-quoted */
 #define CTL_REPLY_MAX (16 * 1024 * 1024)       /* bound on a control answer */
+#define LINT_INPUT_MAX (64 * 1024 * 1024)      /* outpostctl lint reads at most this */
 
 struct verb;
 struct verb_group {
@@ -81,6 +88,20 @@ static int verb_dkim_dns(const char *conf, int argc, char **argv);
 static int verb_suppress_list(const char *conf, int argc, char **argv);
 static int verb_suppress_add(const char *conf, int argc, char **argv);
 static int verb_suppress_remove(const char *conf, int argc, char **argv);
+static int verb_check_dns(const char *conf, int argc, char **argv);
+static int verb_check_rbl(const char *conf, int argc, char **argv);
+static int verb_lint(const char *conf, int argc, char **argv);
+
+static const struct verb check_verbs[] = {
+	{ "dns", verb_check_dns, "DOMAIN [--json]",
+	  "check DOMAIN's SPF, DKIM, DMARC, MX, PTR, MTA-STS and TLS-RPT records"
+	  " against what receivers require, each finding with its fix; exit 1 on"
+	  " any FAIL", NULL },
+	{ "rbl", verb_check_rbl, "[IP] [--json]",
+	  "look the egress address (or IP) up in the DNS block lists of [server]"
+	  " rbl", NULL },
+};
+static const struct verb_group check_group = { check_verbs, ARRAY_LEN(check_verbs) };
 
 static const struct verb dkim_verbs[] = {
 	{ "keygen", verb_dkim_keygen,
@@ -118,6 +139,10 @@ static const struct verb verbs[] = {
 	{ "status", verb_status, "[--json]",
 	  "the running outpostd: queue counts, and per upstream its state, rate"
 	  " (current and configured), suspension and daily volume", NULL },
+	{ "lint", verb_lint, "[FILE.eml] [--json]",
+	  "score a message's content (stdin without FILE) the way spam filters"
+	  " see it, each finding explained", NULL },
+	{ "check", NULL, "", "", &check_group },
 	{ "dkim", NULL, "", "", &dkim_group },
 	{ "suppress", NULL, "", "", &suppress_group },
 };
@@ -470,6 +495,119 @@ verb_status(const char *conf, int argc, char **argv)
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
 		return verb_usage(argv[0]);
 	return ctl_request(conf, argc == 2 ? "status --json" : "status");
+}
+
+/* json_flag - drop a trailing --json from argv; 1 if it was there */
+static int
+json_flag(int *argc, char **argv)
+{
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			for (int k = i; k < *argc - 1; k++)
+				argv[k] = argv[k + 1];
+			(*argc)--;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* check_run - a self-check's report printed; 1 on any FAIL */
+static int
+check_run(const char *conf, const char *arg, int json,
+    int (*fn)(const struct conf *, const char *, struct selfcheck_report *, char *, size_t))
+{
+	struct selfcheck_report r;
+	struct conf *c;
+	char err[512];
+	int nerr, rc;
+
+	if ((nerr = conf_load(conf, stderr, &c)) > 0) {
+		fprintf(stderr, "outpostctl: %s: %d error%s\n", conf, nerr, nerr == 1 ? "" : "s");
+		return 1;
+	}
+	memset(&r, 0, sizeof(r));
+	if (fn(c, arg, &r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "outpostctl: %s\n", err);
+		conf_free(c);
+		return 1;
+	}
+	selfcheck_print(&r, json, stdout);
+	rc = selfcheck_failed(&r);
+	selfcheck_report_free(&r);
+	conf_free(c);
+	return fflush(stdout) == 0 ? rc : 1;
+}
+
+/* verb_check_dns - the sending setup of one domain */
+static int
+verb_check_dns(const char *conf, int argc, char **argv)
+{
+	int json = json_flag(&argc, argv);
+
+	if (argc != 2 || argv[1][0] == '-')
+		return verb_usage(argv[0]);
+	return check_run(conf, argv[1], json, selfcheck_dns);
+}
+
+/* verb_check_rbl - the egress addresses (or one) against block lists */
+static int
+verb_check_rbl(const char *conf, int argc, char **argv)
+{
+	int json = json_flag(&argc, argv);
+
+	if (argc > 2 || (argc == 2 && argv[1][0] == '-'))
+		return verb_usage(argv[0]);
+	return check_run(conf, argc == 2 ? argv[1] : NULL, json, selfcheck_rbl);
+}
+
+/* verb_lint - score a message's content */
+static int
+verb_lint(const char *conf, int argc, char **argv)
+{
+	struct lint_report r;
+	FILE *f = stdin;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	int json = json_flag(&argc, argv);
+
+	(void)conf;
+	if (argc > 2 || (argc == 2 && argv[1][0] == '-' && argv[1][1] != '\0'))
+		return verb_usage(argv[0]);
+	if (argc == 2 && strcmp(argv[1], "-") != 0 && (f = fopen(argv[1], "rb")) == NULL) {
+		fprintf(stderr, "outpostctl: %s: %s\n", argv[1], strerror(errno));
+		return 1;
+	}
+	do {
+		if (len + 65536 > cap) {
+			cap = cap ? cap * 2 : 1 << 20;
+			buf = xrealloc(buf, cap + 1);
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0 && len <= LINT_INPUT_MAX);
+	if (ferror(f) || len > LINT_INPUT_MAX) {
+		fprintf(stderr, "outpostctl: %s: %s\n", argc == 2 ? argv[1] : "stdin",
+		    ferror(f) ? strerror(errno) : "larger than 64 MB");
+		if (f != stdin)
+			fclose(f);
+		free(buf);
+		return 1;
+	}
+	if (f != stdin)
+		fclose(f);
+	buf[len] = '\0';
+	memset(&r, 0, sizeof(r));
+	if (lint_message(buf, len, &r) < 0) {
+		fprintf(stderr, "outpostctl: %s: not a message (no header)\n",
+		    argc == 2 ? argv[1] : "stdin");
+		free(buf);
+		return 1;
+	}
+	free(buf);
+	lint_print(&r, json, stdout);
+	lint_report_free(&r);
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* dkim_name_valid - a domain or selector: dot-separated labels of
