@@ -323,6 +323,23 @@ def assert_our_seal(env, raw, i, cv):
         if k == "arc-seal":
             insts.append(int(tags(v)["i"]))
     assert insts == sorted(insts, reverse=True), f"ARC-Seal order {insts}"
+    # At the top: above our Received:, only the new set and our DKIM-Signature.
+    hs = headers(raw)
+    names = [k for k, _ in hs]
+    assert "received" in names, names
+    # (A List-Id: the daemon added may sit there too.)
+    above = [(k, v) for k, v in hs[:names.index("received")] if k != "list-id"]
+    assert sorted(k for k, _ in above) == sorted(["dkim-signature", "arc-seal",
+                                                  "arc-message-signature",
+                                                  "arc-authentication-results"]), \
+        f"expected the new ARC set and our DKIM-Signature above our Received:, got {names}"
+    for k, v in above:
+        if k == "dkim-signature":
+            assert tags(v)["d"] == "example.com", v
+        elif k == "arc-authentication-results":
+            assert re.match(rf"\s*i={i};", v), v
+        else:
+            assert tags(v)["i"] == str(i), v
     aar = top["aar"]
     assert re.match(rf"\s*i={i};\s*{re.escape(HOSTNAME)}\s*;", aar), \
         f"AAR must start with i={i}; {HOSTNAME}; got {aar!r}"
