@@ -21,7 +21,6 @@ import logging
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import dkim
 import dkim.util
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import (HOSTNAME, OUTPOSTCTL, USERS, crlf, default_sections, dot_stuff,
                       free_port, outpostctl_passwd, parse_txt_records, queue_id,
-                      render_config, simple_message, txt_dnsfunc, wait_until)
+                      render_config, simple_message, txt_dnsfunc)
 
 log = logging.getLogger("test_arc.dkimpy")
 
