@@ -1038,8 +1038,11 @@ class DNSTestServer:
     or a dict {qtype: [rdata, ...]} for other types ("TXT" values as
     above, "A"/"AAAA" addresses, "MX" (pref, host) pairs). A known name
     without the asked type answers NOERROR with no answer; an unknown
-    name is NXDOMAIN. Every question lands in self.queries as
+    name is NXDOMAIN; the value DNSTestServer.SERVFAIL answers SERVFAIL
+    (a temporary failure). Every question lands in self.queries as
     (name, qtype)."""
+
+    SERVFAIL = object()
 
     def __init__(self):
         self.records = {}
@@ -1087,6 +1090,9 @@ class DNSTestServer:
         value = self._lookup(name)
         if value is None:
             reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        if value is self.SERVFAIL:
+            reply.header.rcode = RCODE.SERVFAIL
             return reply
         if not isinstance(value, dict):
             value = {"TXT": [value]}

@@ -28,7 +28,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import (HOSTNAME, OUTPOSTCTL, USERS, crlf, default_sections, dot_stuff,
+from conftest import (HOSTNAME, DNSTestServer, OUTPOSTCTL, USERS, crlf, default_sections, dot_stuff,
                       free_port, outpostctl_passwd, parse_txt_records, queue_id,
                       render_config, simple_message, txt_dnsfunc)
 
@@ -443,6 +443,46 @@ def test_tampered_chain_is_sealed_with_cv_fail(arc_env, arc_daemon, client_facto
     assert cv in (None, dkim.CV_Fail), f"arc_verify passed a failed chain: {cv} {why}"
     assert results and results[0]["instance"] == 2 and results[0]["cv"] == b"fail", results
     assert results[0]["ams-valid"], "our ARC-Message-Signature must still verify"
+    assert_dkim(arc_env, raw, ["origin.example", "example.com"])
+
+
+def test_chain_already_failed_is_not_sealed(arc_env, arc_daemon, client_factory, tls_ctx):
+    """README: a chain that already ended with cv=fail is left unsealed
+    (RFC 8617 5.1.2), with a log line saying why; the mail still goes,
+    DKIM-signed by the forwarder."""
+    d, up = arc_daemon()
+    sealed = origin_seal(arc_env, origin_sign(arc_env, origin_message(subject="ended")))
+    sealed = sealed.replace(b"i=1; mx.origin.example; dkim=pass",
+                            b"i=1; mx.origin.example; dkim=fail")
+    ended = dkim.arc_sign(b"Authentication-Results: relay2.origin.example; arc=fail\r\n" + sealed,
+                          ORIGIN_ARC_SEL.encode(), ORIGIN.encode(), arc_env.origin_pem,
+                          b"relay2.origin.example", timestamp=int(time.time()), logger=log)
+    assert ended and b"cv=fail" in ended[0], f"test setup: {ended!r}"
+    msg = b"".join(ended) + b"Authentication-Results: relay2.origin.example; arc=fail\r\n" + sealed
+    qid, m = relay(d, up, client_factory, tls_ctx, resent(msg))
+    raw = wire(m)
+    assert m.mail_from == ALICE
+    assert sorted(arc_sets(raw)) == [1, 2], f"an ended chain got another set: {arc_names(raw)}"
+    assert arc_names(raw)[:3] == arc_names(msg)[:3], "the old sets must stay on top, unchanged"
+    d.wait_log(rf"{re.escape(qid)}: arc not sealed \([^)]*cv=fail", timeout=WAIT)
+    assert not re.search(rf"{re.escape(qid)}: arc i=3", d.log())
+    assert_dkim(arc_env, raw, ["origin.example", "example.com"])
+
+
+def test_arc_key_dns_failure_leaves_unsealed(arc_env, arc_daemon, client_factory, tls_ctx,
+                                             dns_server):
+    """README: a DNS failure for a key of the chain leaves the message
+    unsealed (our DNS trouble must not end someone's chain), logged."""
+    d, up = arc_daemon()
+    dns_server.records[f"{ORIGIN_ARC_SEL}._domainkey.{ORIGIN}"] = DNSTestServer.SERVFAIL
+    sealed = origin_seal(arc_env, origin_sign(arc_env, origin_message(subject="servfail")))
+    t0 = time.monotonic()
+    qid, m = relay(d, up, client_factory, tls_ctx, resent(sealed))
+    assert time.monotonic() - t0 < 9, "a DNS failure must not hold the message long"
+    raw = wire(m)
+    assert sorted(arc_sets(raw)) == [1], f"sealed despite the DNS failure: {arc_names(raw)}"
+    d.wait_log(rf"{re.escape(qid)}: arc not sealed \([^)]*temperror", timeout=WAIT)
+    assert dns_server.queried(f"{ORIGIN_ARC_SEL}._domainkey.{ORIGIN}")
     assert_dkim(arc_env, raw, ["origin.example", "example.com"])
 
 
