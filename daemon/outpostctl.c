@@ -19,6 +19,10 @@
  *                          OK/WARN/FAIL with its fix (selfcheck.h)
  *   check rbl [IP] [--json]    the egress address in DNS block lists
  *   lint [FILE] [--json]   content score and findings (lint.h)
+ *   queue [list] [--from A] [--to A] [--status S] [--older 2h] [--json]
+ *   queue show ID | summary    read queue.db (qlist.h)
+ *   queue hold|release|delete|retry ID... | retry --all
+ *                          asked of the daemon on its control socket
  *   status [--json]        ask the running outpostd (control socket) for
  *                          its queue and upstream state
  *   suppress remove ADDR   edit queue.db (WAL, bound parameters), then
@@ -48,6 +52,7 @@
 #include "dkim_key.h"
 #include "lint.h"
 #include "log.h"
+#include "qlist.h"
 #include "selfcheck.h"
 #include "smtp_parse.h"
 #include "store.h"
@@ -91,6 +96,29 @@ static int verb_suppress_remove(const char *conf, int argc, char **argv);
 static int verb_check_dns(const char *conf, int argc, char **argv);
 static int verb_check_rbl(const char *conf, int argc, char **argv);
 static int verb_lint(const char *conf, int argc, char **argv);
+static struct conf *suppress_db(const char *conf, char *path, size_t len);
+static int verb_queue_list(const char *conf, int argc, char **argv);
+static int verb_queue_show(const char *conf, int argc, char **argv);
+static int verb_queue_summary(const char *conf, int argc, char **argv);
+static int verb_queue_change(const char *conf, int argc, char **argv);
+
+static const struct verb queue_verbs[] = {
+	{ "list", verb_queue_list,
+	  "[--from ADDR] [--to ADDR] [--status queued|deferred|held|bounced] [--older 2h] [--json]",
+	  "one line per message: id, age, size, sender, recipients and their state,"
+	  " the last reply (queue.db, read-only)", NULL },
+	{ "show", verb_queue_show, "ID [--json]",
+	  "envelope, headers and every delivery attempt of one message", NULL },
+	{ "summary", verb_queue_summary, "[--json]",
+	  "pending recipients by domain and age, like qshape", NULL },
+	{ "hold", verb_queue_change, "ID...", "stop delivering these messages", NULL },
+	{ "release", verb_queue_change, "ID...", "deliver held messages again", NULL },
+	{ "delete", verb_queue_change, "ID...", "remove messages from the queue (no DSN)",
+	  NULL },
+	{ "retry", verb_queue_change, "ID... | --all",
+	  "try these (or all) deferred messages now", NULL },
+};
+static const struct verb_group queue_group = { queue_verbs, ARRAY_LEN(queue_verbs) };
 
 static const struct verb check_verbs[] = {
 	{ "dns", verb_check_dns, "DOMAIN [--json]",
@@ -142,6 +170,7 @@ static const struct verb verbs[] = {
 	{ "lint", verb_lint, "[FILE.eml] [--json]",
 	  "score a message's content (stdin without FILE) the way spam filters"
 	  " see it, each finding explained", NULL },
+	{ "queue", verb_queue_list, "", "", &queue_group },
 	{ "check", NULL, "", "", &check_group },
 	{ "dkim", NULL, "", "", &dkim_group },
 	{ "suppress", NULL, "", "", &suppress_group },
@@ -510,6 +539,120 @@ json_flag(int *argc, char **argv)
 		}
 	}
 	return 0;
+}
+
+/* queue_db - queue.db of the configuration into path; 0 or 1 */
+static int
+queue_db(const char *conf, char *path, size_t len)
+{
+	struct conf *c;
+
+	if ((c = suppress_db(conf, path, len)) == NULL)
+		return 1;
+	conf_free(c);
+	return 0;
+}
+
+/* verb_queue_list - the queue, filtered */
+static int
+verb_queue_list(const char *conf, int argc, char **argv)
+{
+	struct qlist_filter f;
+	char path[PATH_MAX + 16], err[512];
+	int i = 1;
+
+	memset(&f, 0, sizeof(f));
+	if (argc > 0 && strcmp(argv[0], "queue") == 0 && argc > 1 && strcmp(argv[1], "list") == 0)
+		i = 2;          /* "queue list ..." reached through the default */
+	for (; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			f.json = 1;
+		} else if (i + 1 < argc && strcmp(argv[i], "--from") == 0) {
+			f.from = argv[++i];
+		} else if (i + 1 < argc && strcmp(argv[i], "--to") == 0) {
+			f.to = argv[++i];
+		} else if (i + 1 < argc && strcmp(argv[i], "--status") == 0) {
+			f.status = argv[++i];
+			if (strcmp(f.status, "queued") != 0 && strcmp(f.status, "deferred") != 0 &&
+			    strcmp(f.status, "held") != 0 && strcmp(f.status, "bounced") != 0)
+				return verb_usage("queue");
+		} else if (i + 1 < argc && strcmp(argv[i], "--older") == 0) {
+			if (util_parse_duration(argv[++i], &f.older) < 0)
+				return verb_usage("queue");
+		} else {
+			return verb_usage("queue");
+		}
+	}
+	if (queue_db(conf, path, sizeof(path)) != 0)
+		return 1;
+	if (qlist_list(path, &f, stdout, err, sizeof(err)) < 0) {
+		fprintf(stderr, "outpostctl: %s\n", err);
+		return 1;
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* verb_queue_show - one message in full */
+static int
+verb_queue_show(const char *conf, int argc, char **argv)
+{
+	char path[PATH_MAX + 16], err[512];
+	int json = json_flag(&argc, argv), rc;
+
+	if (argc != 2)
+		return verb_usage("queue");
+	if (queue_db(conf, path, sizeof(path)) != 0)
+		return 1;
+	if ((rc = qlist_show(path, argv[1], json, stdout, err, sizeof(err))) != 0) {
+		if (rc > 0)
+			fprintf(stderr, "outpostctl: %s: no such message in the queue\n", argv[1]);
+		else
+			fprintf(stderr, "outpostctl: %s\n", err);
+		return 1;
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* verb_queue_summary - pending recipients by domain and age */
+static int
+verb_queue_summary(const char *conf, int argc, char **argv)
+{
+	char path[PATH_MAX + 16], err[512];
+	int json = json_flag(&argc, argv);
+
+	if (argc != 1)
+		return verb_usage("queue");
+	if (queue_db(conf, path, sizeof(path)) != 0)
+		return 1;
+	if (qlist_summary(path, json, stdout, err, sizeof(err)) < 0) {
+		fprintf(stderr, "outpostctl: %s\n", err);
+		return 1;
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* verb_queue_change - hold, release, delete, retry: the daemon does it */
+static int
+verb_queue_change(const char *conf, int argc, char **argv)
+{
+	char req[CONTROL_LINE_MAX];
+	size_t n;
+
+	if (argc < 2)
+		return verb_usage("queue");
+	n = (size_t)snprintf(req, sizeof(req), "queue %s", argv[0]);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--all") == 0 ? strcmp(argv[0], "retry") != 0 || argc != 2 :
+		    !util_queue_id_valid(argv[i]))
+			return verb_usage("queue");
+		n += (size_t)snprintf(req + n, n < sizeof(req) ? sizeof(req) - n : 0, " %s",
+		    argv[i]);
+		if (n >= sizeof(req)) {
+			fprintf(stderr, "outpostctl: too many queue ids at once\n");
+			return 2;
+		}
+	}
+	return ctl_request(conf, req);
 }
 
 /* check_run - a self-check's report printed; 1 on any FAIL */
@@ -1060,6 +1203,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (v->sub == NULL)
+		return v->run(conf, argc, argv);
+	/* a group with a default ("queue" is "queue list") */
+	if (v->run != NULL && (argc < 2 || argv[1][0] == '-'))
 		return v->run(conf, argc, argv);
 	if (argc < 2)
 		return verb_usage(argv[0]);

@@ -356,6 +356,18 @@ util_queue_id(char *buf)
 	buf[QUEUE_ID_LEN] = '\0';
 }
 
+/* util_queue_id_valid - QUEUE_ID_LEN hex digits */
+int
+util_queue_id_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!isxdigit((unsigned char)s[n]))
+			return 0;
+	return n == QUEUE_ID_LEN;
+}
+
 time_t
 util_now(void)
 {

@@ -67,6 +67,8 @@ const char *util_addr_domain(const char *addr);
 
 /* New random queue id into buf (QUEUE_ID_LEN + 1 bytes). */
 void util_queue_id(char *buf);
+/* 1 if s looks like a queue id: QUEUE_ID_LEN hex digits (either case). */
+int util_queue_id_valid(const char *s);
 
 /* Wall clock in seconds, and monotonic milliseconds for durations. */
 time_t util_now(void);
