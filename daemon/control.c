@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,8 +64,12 @@ struct control_verb {
 static int control_status(struct control *c, int argc, char **argv,
     struct evbuffer *out, char *err, size_t errlen);
 
+static int control_queue(struct control *c, int argc, char **argv,
+    struct evbuffer *out, char *err, size_t errlen);
+
 static const struct control_verb control_verbs[] = {
 	{ "status", control_status },
+	{ "queue", control_queue },
 };
 
 /* control_conn_free - unlink and close one request */
@@ -152,7 +157,7 @@ control_status_text(struct control *c, struct evbuffer *out)
 	evbuffer_add_printf(out, "sessions: %d open%s\n", srv->nsessions,
 	    srv->stopping ? " (stopping)" : "");
 	evbuffer_add_printf(out, "queue: %zu messages, %zu recipients pending (%zu deferred),"
-	    " %zu in delivery", q.msgs, q.rcpts, q.deferred, q.inflight);
+	    " %zu in delivery, %zu held", q.msgs, q.rcpts, q.deferred, q.inflight, q.held);
 	if (q.oldest)
 		evbuffer_add_printf(out, ", oldest %s", control_fmt_dur((long)(now - q.oldest),
 		    b1, sizeof(b1)));
@@ -214,8 +219,9 @@ control_status_json(struct control *c, struct evbuffer *out)
 	    util_json_str(srv->conf->server.hostname, j1, sizeof(j1)), srv->nsessions,
 	    srv->stopping ? "true" : "false");
 	evbuffer_add_printf(out, " \"queue\": {\"messages\": %zu, \"recipients\": %zu,"
-	    " \"deferred\": %zu, \"in_delivery\": %zu, \"oldest\": %lld},\n \"upstreams\": [",
-	    q.msgs, q.rcpts, q.deferred, q.inflight, (long long)q.oldest);
+	    " \"deferred\": %zu, \"in_delivery\": %zu, \"held\": %zu, \"oldest\": %lld},\n"
+	    " \"upstreams\": [", q.msgs, q.rcpts, q.deferred, q.inflight, q.held,
+	    (long long)q.oldest);
 	for (size_t i = 0; i < scheduler_nupstreams(srv->sched); i++) {
 		const struct conf_upstream *cu;
 
@@ -256,6 +262,60 @@ control_status(struct control *c, int argc, char **argv, struct evbuffer *out,
 	else
 		control_status_text(c, out);
 	return 0;
+}
+
+/* control_queue - "queue hold|release|delete|retry ID..." and
+ * "queue retry --all"; every id is tried, failures are reported together */
+static int
+control_queue(struct control *c, int argc, char **argv, struct evbuffer *out,
+    char *err, size_t errlen)
+{
+	static const struct { const char *name; enum scheduler_admin_op op; } ops[] = {
+		{ "hold", SCHED_ADMIN_HOLD }, { "release", SCHED_ADMIN_RELEASE },
+		{ "delete", SCHED_ADMIN_DELETE }, { "retry", SCHED_ADMIN_RETRY },
+	};
+	char why[128], esc[64], fails[CONTROL_ERR_MAX] = "";
+	size_t i, done = 0, o = 0;
+	int failed = 0;
+
+	for (i = 0; argc >= 3 && i < ARRAY_LEN(ops); i++)
+		if (strcmp(argv[1], ops[i].name) == 0)
+			break;
+	if (argc < 3 || i == ARRAY_LEN(ops)) {
+		snprintf(err, errlen, "usage: queue hold|release|delete|retry ID... | retry --all");
+		return -1;
+	}
+	if (strcmp(argv[2], "--all") == 0) {
+		if (ops[i].op != SCHED_ADMIN_RETRY || argc != 3) {
+			snprintf(err, errlen, "--all goes with retry only");
+			return -1;
+		}
+		evbuffer_add_printf(out, "%zu messages due now\n",
+		    scheduler_retry_all(c->srv->sched));
+		return 0;
+	}
+	for (int k = 2; k < argc; k++) {
+		for (char *p = argv[k]; *p; p++)       /* ids are upper-case hex */
+			*p = (char)toupper((unsigned char)*p);
+		if (!util_queue_id_valid(argv[k])) {
+			util_strlcpy(why, "not a queue id", sizeof(why));
+		} else if (scheduler_admin(c->srv->sched, ops[i].op, argv[k], why,
+		    sizeof(why)) == 0) {
+			evbuffer_add_printf(out, "%s: %s\n", argv[k], ops[i].op == SCHED_ADMIN_HOLD ?
+			    "held" : ops[i].op == SCHED_ADMIN_RELEASE ? "released" :
+			    ops[i].op == SCHED_ADMIN_DELETE ? "deleted" : "due now");
+			done++;
+			continue;
+		}
+		/* one line for all failures: "2 done; ABC: not held; ..." */
+		failed = 1;
+		if (o < sizeof(fails))
+			o += (size_t)snprintf(fails + o, sizeof(fails) - o, "; %s: %s",
+			    log_esc(argv[k], esc, sizeof(esc)), why);
+	}
+	if (failed)
+		snprintf(err, errlen, "%zu done%s", done, fails);
+	return failed ? -1 : 0;
 }
 
 /* control_answer - queue the reply; the connection closes once sent */

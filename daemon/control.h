@@ -11,6 +11,8 @@
  *                      its state, current and configured rate, suspension
  *                      and its reason, connections, and the rolling day's
  *                      volume against the daily limit
+ *   queue hold|release|delete|retry ID...   (scheduler_admin), and
+ *   queue retry --all  every id tried; failures in one "error:" line
  *
  * Trust: the peer's credentials (SO_PEERCRED) must be root, the daemon's
  * own user, or a member of its group (the socket mode lets only them

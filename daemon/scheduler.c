@@ -109,6 +109,8 @@ struct sched_msg {
 	int in_flight;
 	struct sched_up *up;
 	struct sched_msg *bnext;    /* blocked FIFO link */
+	int held;                   /* outpostctl queue hold: not scheduled */
+	struct sched_msg *aprev, *anext;    /* every message in memory */
 };
 
 /* One upstream and the messages due for it that had to wait. */
@@ -147,6 +149,7 @@ struct scheduler {
 	time_t saved_at;            /* last save of the day counters */
 	uint64_t rng;               /* xorshift64 state for retry jitter */
 	struct suppress *soft;      /* recipients failing temporarily */
+	struct sched_msg *all;      /* every message in memory (queue tools) */
 	int stopping;
 	int freeing;
 };
@@ -400,10 +403,26 @@ sched_start(struct scheduler *s, struct sched_msg *m)
 	store_load_data(s->srv->store, m->id, sched_data_cb, m);
 }
 
+/* sched_forget - a message leaves memory: unlink, count, free */
+static void
+sched_forget(struct scheduler *s, struct sched_msg *m)
+{
+	if (m->aprev)
+		m->aprev->anext = m->anext;
+	else
+		s->all = m->anext;
+	if (m->anext)
+		m->anext->aprev = m->aprev;
+	s->nmsgs--;
+	sched_msg_free(m);
+}
+
 /* sched_requeue - back into the heap (not in flight any more) */
 static void
 sched_requeue(struct scheduler *s, struct sched_msg *m)
 {
+	if (m->held)
+		return;         /* stays in memory, off the schedule */
 	m->due = sched_due(m);
 	sched_heap_push(s, m);
 }
@@ -937,8 +956,7 @@ sched_done(struct upstream_job *job, void *arg)
 	if (s->freeing) {
 		/* shutdown: the store keeps the old state; retried at start */
 		sched_job_free(sj);
-		s->nmsgs--;
-		sched_msg_free(m);
+		sched_forget(s, m);
 		return;
 	}
 	sched_up_result(m->up, job);
@@ -1079,8 +1097,7 @@ sched_done(struct upstream_job *job, void *arg)
 	free(gone);
 	sched_job_free(sj);
 	if (keep == 0) {
-		s->nmsgs--;
-		sched_msg_free(m);
+		sched_forget(s, m);
 	} else {
 		sched_requeue(s, m);
 	}
@@ -1106,8 +1123,7 @@ sched_data_cb(int err, char *data, size_t len, void *arg)
 		m->in_flight = 0;
 		s->inflight--;
 		if (s->freeing) {
-			s->nmsgs--;
-			sched_msg_free(m);
+			sched_forget(s, m);
 			return;
 		}
 		if (err || data == NULL) {
@@ -1165,9 +1181,14 @@ sched_add_msg(struct scheduler *s, const struct store_qmsg *qm)
 {
 	struct sched_msg *m;
 
-	if (qm->nrcpt == 0 || (qm->flags & STORE_FLAG_HELD))
+	if (qm->nrcpt == 0)
 		return;
 	m = xcalloc(1, sizeof(*m));
+	m->held = (qm->flags & STORE_FLAG_HELD) != 0;
+	m->anext = s->all;
+	if (s->all)
+		s->all->aprev = m;
+	s->all = m;
 	m->id = qm->id;
 	util_strlcpy(m->queue_id, qm->queue_id ? qm->queue_id : "", sizeof(m->queue_id));
 	m->sender = xstrdup(qm->sender ? qm->sender : "");
@@ -1479,14 +1500,176 @@ void
 scheduler_queue_status(const struct scheduler *s, struct scheduler_queue_status *q)
 {
 	memset(q, 0, sizeof(*q));
-	for (size_t i = 0; i < s->nheap; i++)
-		sched_count_msg(s->heap[i], q);
-	for (size_t i = 0; i < s->nups; i++)
-		for (const struct sched_msg *m = s->ups[i].bhead; m; m = m->bnext)
-			sched_count_msg(m, q);
+	for (const struct sched_msg *m = s->all; m; m = m->anext) {
+		sched_count_msg(m, q);
+		if (m->held)
+			q->held++;
+	}
 	q->inflight = s->inflight;
-	/* in-flight messages are in neither: counted, not broken down */
-	q->msgs += s->inflight;
+}
+
+/* ---- outpostctl queue hold|release|delete|retry ---------------------- */
+
+/* sched_heap_fix - restore heap order around index i */
+static void
+sched_heap_fix(struct scheduler *s, size_t i)
+{
+	struct sched_msg *m = s->heap[i];
+
+	while (i > 0 && sched_less(m, s->heap[(i - 1) / 2])) {
+		s->heap[i] = s->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, min = i;
+		const struct sched_msg *cur = m;
+
+		if (l < s->nheap && sched_less(s->heap[l], cur)) {
+			min = l;
+			cur = s->heap[l];
+		}
+		if (r < s->nheap && sched_less(s->heap[r], cur))
+			min = r;
+		if (min == i)
+			break;
+		s->heap[i] = s->heap[min];
+		i = min;
+	}
+	s->heap[i] = m;
+}
+
+/* sched_detach - take a waiting message out of the heap or its
+ * upstream's FIFO (a linear search: for the queue tools only) */
+static void
+sched_detach(struct scheduler *s, struct sched_msg *m)
+{
+	for (size_t i = 0; i < s->nheap; i++) {
+		if (s->heap[i] != m)
+			continue;
+		s->heap[i] = s->heap[--s->nheap];
+		if (i < s->nheap)
+			sched_heap_fix(s, i);
+		return;
+	}
+	for (size_t k = 0; k < s->nups; k++) {
+		struct sched_up *up = &s->ups[k];
+		struct sched_msg *prev = NULL;
+
+		for (struct sched_msg *b = up->bhead; b; prev = b, b = b->bnext) {
+			if (b != m)
+				continue;
+			if (prev)
+				prev->bnext = b->bnext;
+			else
+				up->bhead = b->bnext;
+			if (up->btail == b)
+				up->btail = prev;
+			b->bnext = NULL;
+			return;
+		}
+	}
+}
+
+/* sched_find - the message with this queue id (case ignored), or NULL */
+static struct sched_msg *
+sched_find(const struct scheduler *s, const char *queue_id)
+{
+	for (struct sched_msg *m = s->all; m; m = m->anext)
+		if (strcasecmp(m->queue_id, queue_id) == 0)
+			return m;
+	return NULL;
+}
+
+/* sched_retry_now - every pending recipient due now */
+static void
+sched_retry_now(struct sched_msg *m, time_t now)
+{
+	for (size_t i = 0; i < m->nrcpt; i++)
+		m->rcpts[i].next_attempt = now;
+}
+
+/* scheduler_admin - one queue tool action on one message */
+int
+scheduler_admin(struct scheduler *s, enum scheduler_admin_op op, const char *queue_id,
+    char *why, size_t len)
+{
+	static const char *const names[] = { "held", "released", "deleted", "retried" };
+	struct sched_msg *m = sched_find(s, queue_id);
+
+	if (m == NULL) {
+		snprintf(why, len, "not in the queue (delivered, bounced or never queued)");
+		return -1;
+	}
+	switch (op) {
+	case SCHED_ADMIN_HOLD:
+		if (m->held) {
+			snprintf(why, len, "already held");
+			return -1;
+		}
+		m->held = 1;
+		if (!m->in_flight)
+			sched_detach(s, m);
+		store_admin(s->srv->store, m->id, STORE_FLAG_HELD, 0, 0);
+		break;
+	case SCHED_ADMIN_RELEASE:
+		if (!m->held) {
+			snprintf(why, len, "not held");
+			return -1;
+		}
+		m->held = 0;
+		store_admin(s->srv->store, m->id, 0, STORE_FLAG_HELD, 0);
+		if (!m->in_flight)
+			sched_requeue(s, m);
+		break;
+	case SCHED_ADMIN_RETRY:
+		if (m->held) {
+			snprintf(why, len, "held; release it first");
+			return -1;
+		}
+		sched_retry_now(m, util_now());
+		if (!m->in_flight) {
+			sched_detach(s, m);
+			sched_requeue(s, m);
+		}
+		break;
+	case SCHED_ADMIN_DELETE:
+		if (m->in_flight) {
+			snprintf(why, len, "being delivered right now; try again in a moment");
+			return -1;
+		}
+		if (!m->held)
+			sched_detach(s, m);
+		store_admin(s->srv->store, m->id, 0, 0, 1);
+		break;
+	}
+	log_info("%s: %s by outpostctl", m->queue_id,
+	    (size_t)op < ARRAY_LEN(names) ? names[op] : "changed");
+	if (op == SCHED_ADMIN_DELETE)
+		sched_forget(s, m);
+	sched_arm(s);
+	return 0;
+}
+
+/* scheduler_retry_all - every waiting message due now (a flush) */
+size_t
+scheduler_retry_all(struct scheduler *s)
+{
+	time_t now = util_now();
+	size_t n = 0;
+
+	for (struct sched_msg *m = s->all; m; m = m->anext) {
+		if (m->held)
+			continue;
+		sched_retry_now(m, now);
+		if (!m->in_flight) {
+			sched_detach(s, m);
+			sched_requeue(s, m);
+		}
+		n++;
+	}
+	log_info("queue flushed by outpostctl: %zu messages due now", n);
+	sched_arm(s);
+	return n;
 }
 
 /* scheduler_stop - start nothing new; close idle connections */
@@ -1518,12 +1701,21 @@ scheduler_free(struct scheduler *s)
 	for (size_t i = 0; i < s->nups; i++)
 		upstream_free(s->ups[i].u);
 	while ((m = sched_heap_pop(s)) != NULL)
-		sched_msg_free(m);
+		sched_forget(s, m);
 	for (size_t i = 0; i < s->nups; i++) {
 		while ((m = s->ups[i].bhead) != NULL) {
 			s->ups[i].bhead = m->bnext;
-			sched_msg_free(m);
+			sched_forget(s, m);
 		}
+	}
+	/* held ones are in neither; in-flight ones are left to the exit */
+	m = s->all;
+	while (m != NULL) {
+		struct sched_msg *next = m->anext;
+
+		if (!m->in_flight)
+			sched_forget(s, m);
+		m = next;
 	}
 	/* Messages whose body read is still queued at the store are left
 	 * to the process exit: their callback may never run. */

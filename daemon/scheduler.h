@@ -47,6 +47,7 @@ struct scheduler_queue_status {
 	size_t msgs, rcpts;
 	size_t deferred;            /* recipients tried at least once */
 	size_t inflight;            /* messages being read or delivered */
+	size_t held;                /* outpostctl queue hold */
 	time_t oldest;              /* received_at of the oldest; 0 = none */
 };
 size_t scheduler_nupstreams(const struct scheduler *s);
@@ -54,6 +55,16 @@ void scheduler_upstream_status(struct scheduler *s, size_t i,
     struct scheduler_up_status *st);
 void scheduler_queue_status(const struct scheduler *s,
     struct scheduler_queue_status *q);
+/* outpostctl queue hold|release|delete|retry ID: 0, or -1 with why
+ * ("not in the queue", "already held", "being delivered right now").
+ * A held message stays in memory and in the store (flag HELD) but is not
+ * scheduled; delete removes it from both without a DSN. */
+enum scheduler_admin_op { SCHED_ADMIN_HOLD, SCHED_ADMIN_RELEASE, SCHED_ADMIN_DELETE,
+	SCHED_ADMIN_RETRY };
+int scheduler_admin(struct scheduler *s, enum scheduler_admin_op op, const char *queue_id,
+    char *why, size_t len);
+/* queue retry --all: every message not held is due now; returns how many */
+size_t scheduler_retry_all(struct scheduler *s);
 /* Stop starting new deliveries (shutdown); in-flight ones finish. */
 void scheduler_stop(struct scheduler *s);
 void scheduler_free(struct scheduler *s);

@@ -169,7 +169,7 @@ static const char store_sql_queue[] =
     " ORDER BY r.message_id, r.id";
 
 enum store_op { STORE_OP_COMMIT, STORE_OP_RECORD, STORE_OP_LOAD,
-	STORE_OP_COUNTERS, STORE_OP_SUPPRESS, STORE_OP_SOFT };
+	STORE_OP_COUNTERS, STORE_OP_SUPPRESS, STORE_OP_SOFT, STORE_OP_ADMIN };
 
 struct store_item {
 	enum store_op op;
@@ -192,6 +192,8 @@ struct store_item {
 	char *reason, *reply;
 	time_t at, expires_at;      /* soft: first_seen, last_seen */
 	unsigned count;             /* soft: 0 deletes the row */
+	int flags_set, flags_clear; /* admin: messages.flags changes */
+	int remove;                 /* admin: delete the message */
 	/* load result, owned by data_cb once delivered */
 	char *data;
 	size_t len;
@@ -656,6 +658,40 @@ store_apply_soft(struct store *s, struct store_item *it)
 	return SQLITE_OK;
 }
 
+/* store_apply_admin - outpostctl queue hold/release (flags) or delete
+ * (the message, its recipients and its history) */
+static int
+store_apply_admin(struct store *s, struct store_item *it)
+{
+	static const char *const del[] = {
+		"DELETE FROM events WHERE message_id = ?",
+		"DELETE FROM recipients WHERE message_id = ?",
+		"DELETE FROM messages WHERE id = ?",
+	};
+	static const char upd[] = "UPDATE messages SET flags = (flags | ?) & ~? WHERE id = ?";
+	sqlite3_stmt *st;
+	size_t n = it->remove ? ARRAY_LEN(del) : 1;
+
+	for (size_t i = 0; i < n; i++) {
+		STORE_TRY(s, sqlite3_prepare_v2(s->db, it->remove ? del[i] : upd, -1, &st, NULL),
+		    "prepare");
+		if (it->remove) {
+			sqlite3_bind_int64(st, 1, it->msg_id);
+		} else {
+			sqlite3_bind_int(st, 1, it->flags_set);
+			sqlite3_bind_int(st, 2, it->flags_clear);
+			sqlite3_bind_int64(st, 3, it->msg_id);
+		}
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			log_err("store: queue change: %s", sqlite3_errmsg(s->db));
+			sqlite3_finalize(st);
+			return SQLITE_ERROR;
+		}
+		sqlite3_finalize(st);
+	}
+	return SQLITE_OK;
+}
+
 /* store_txn - apply items in one transaction; *at_begin if BEGIN failed */
 static int
 store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
@@ -682,6 +718,8 @@ store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
 			rc = store_apply_suppress(s, items[i]);
 		else if (items[i]->op == STORE_OP_SOFT)
 			rc = store_apply_soft(s, items[i]);
+		else if (items[i]->op == STORE_OP_ADMIN)
+			rc = store_apply_admin(s, items[i]);
 		else
 			rc = store_apply_record(s, items[i]);
 	}
@@ -1125,6 +1163,20 @@ store_soft_put(struct store *s, const char *addr, unsigned count,
 	it->count = count;
 	it->at = first_seen;
 	it->expires_at = last_seen;
+	store_enqueue(s, it);
+}
+
+/* store_admin - flag changes or removal of one message, next batch */
+void
+store_admin(struct store *s, int64_t msg_id, int flags_set, int flags_clear, int remove)
+{
+	struct store_item *it = xcalloc(1, sizeof(*it));
+
+	it->op = STORE_OP_ADMIN;
+	it->msg_id = msg_id;
+	it->flags_set = flags_set;
+	it->flags_clear = flags_clear;
+	it->remove = remove;
 	store_enqueue(s, it);
 }
 

@@ -199,6 +199,11 @@ int store_load_suppressions(struct store *s, store_suppress_fn cb, void *arg);
  * store_soft_put copies and, with the next batch, replaces addr's row,
  * or deletes it when count is 0; store_load_soft_failures is synchronous
  * like store_load_suppressions (reason "soft-bounce"). */
+/* outpostctl queue hold/release/delete, with the next batch: set and
+ * clear bits of messages.flags, or (remove) delete the message with its
+ * recipients and history. */
+void store_admin(struct store *s, int64_t msg_id, int flags_set, int flags_clear,
+    int remove);
 void store_soft_put(struct store *s, const char *addr, unsigned count,
     time_t first_seen, time_t last_seen, const char *reply);
 int store_load_soft_failures(struct store *s, store_suppress_fn cb, void *arg);

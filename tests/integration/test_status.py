@@ -66,7 +66,7 @@ def test_status_shows_halving_and_recovery(daemon_factory, upstream_factory,
     assert "upstream main (127.0.0.1:" in text and ": suspended" in text, text
     assert "rate: 4/second (configured 8/second)" in text, text
     assert "suspended until" in text and "last throttled by: 421 4.7.0" in text, text
-    assert "queue: 1 messages, 1 recipients pending (1 deferred)" in text, text
+    assert "queue: 1 messages, 1 recipients pending (1 deferred), 0 in delivery, 0 held" in text, text
 
     # after the cool-down, every 2 deliveries raise the rate by 2/s
     up.wait_messages(1, timeout=15)
