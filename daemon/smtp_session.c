@@ -9,10 +9,11 @@
  * CVE-2023-51764). Only CRLF "." CRLF ends DATA (RFC 5321 4.1.1.4).
  *
  * Commands are dispatched through a table {verb, states allowed, handler};
- * the state changes in session_set_state() only, which logs at debug
+ * the state changes in smtp_session_set_state() only, which logs at debug
  * level. Work that must not run on the loop (crypt(3) for AUTH, the
  * RFC 5322 checks and signing at the final dot) goes to the signer pool;
- * the store thread commits the message; only then is 250 sent. While such
+ * the store thread commits the message; only then is 250 sent (the final
+ * dot is in smtp_submit.c; smtp_session_int.h is shared). While such
  * a job runs the session is "busy": it reads no further commands
  * (pipelined input waits in the buffer), and if the client goes away the
  * session is freed when the job comes back, never under the job's feet.
@@ -43,19 +44,14 @@
 #include "alert.h"
 #include "auth.h"
 #include "conf.h"
-#include "dkim_key.h"
-#include "dkim_sign.h"
-#include "forward.h"
 #include "listener.h"
 #include "log.h"
-#include "message.h"
-#include "scheduler.h"
 #include "server.h"
 #include "signer.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
-#include "store.h"
+#include "smtp_session_int.h"
 #include "suppress.h"
 #include "throttle.h"
 #include "tls.h"
@@ -69,99 +65,12 @@
 #define SESSION_AUTH_DELAY_MAX 30     /* seconds: cap on the per-IP failure delay */
 #define SESSION_REPLY_MAX 1024
 
-enum session_state {
-	ST_CONNECTED,       /* greeting sent, no HELO/EHLO yet */
-	ST_READY,           /* after HELO/EHLO: no transaction */
-	ST_MAIL,            /* MAIL accepted */
-	ST_RCPT,            /* at least one RCPT accepted */
-	ST_DATA,            /* reading the message */
-	ST_SASL,            /* waiting for a SASL continuation line */
-	ST_TLS,             /* TLS handshake in progress */
-	ST_CLOSING,         /* final reply queued, closing after the flush */
-	ST_COUNT
-};
-
 static const char *session_state_names[ST_COUNT] = {
 	"CONNECTED", "READY", "MAIL", "RCPT", "DATA", "SASL", "TLS", "CLOSING",
 };
 
 #define BIT(s) (1u << (s))
 #define ANY_CMD_STATE (BIT(ST_CONNECTED) | BIT(ST_READY) | BIT(ST_MAIL) | BIT(ST_RCPT))
-
-enum sasl_step { SASL_NONE, SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS };
-
-struct session {
-	struct session *prev, *next; /* all sessions, for shutdown */
-	struct server *srv;
-	struct listener *listener;
-	const struct conf_listen *cl;
-	SSL_CTX *ssl_ctx;
-	struct bufferevent *bev;
-	struct event *deadline;
-	enum session_state state;
-	char id[16];                /* session id for log lines */
-	char ip[IP_STR_MAX];
-	int port;
-	int trusted;                /* peer inside trusted_networks */
-	int tls;                    /* TLS established */
-	char tls_desc[128];
-	int esmtp;                  /* EHLO rather than HELO */
-	char helo[HOST_MAX];
-	int nbad;                   /* unknown/invalid commands so far */
-	int busy;                   /* a worker job or the store owns us */
-	int dead;                   /* connection gone while busy */
-	int skip_line;              /* discarding an overlong line up to LF */
-	int close_polls;            /* waits for the socket to drain at close */
-
-	/* authentication */
-	char user[AUTH_NAME_MAX];   /* authenticated user, "" if none */
-	struct auth_user *auth_user; /* our copy: survives a users reload */
-	enum sasl_step sasl;
-	const char *sasl_mech;      /* "PLAIN" or "LOGIN" */
-	char sasl_name[AUTH_NAME_MAX];
-	int auth_failures;
-
-	/* the transaction */
-	char qid[QUEUE_ID_LEN + 1];
-	struct smtp_mail mail;
-	char **rcpts;
-	int *rcpt_notify;
-	char **rcpt_orcpt;
-	size_t nrcpt;
-	struct smtp_data data;      /* the message being received (DATA) */
-	size_t data_since_renew;
-};
-
-/* A message on its way from the final dot to the 250. */
-struct session_job {
-	struct session *s;
-	/* inputs, owned by the job */
-	char *raw;
-	size_t rawlen;
-	struct message_params params;
-	char helo_esc[HOST_MAX];
-	char hostname[HOST_MAX];
-	char tls_desc[128];
-	char protocol[16];
-	char rcpt_for[ADDR_MAX + 1];
-	struct server_dkim *dkim;   /* held from submission to completion */
-	int unsigned_policy;
-	/* outputs */
-	int rc;
-	char err[SMTP_ERR_MAX];
-	int unsigned_relayed;       /* no key; unsigned = relay let it pass */
-	char dkim_log[DKIM_SIGN_LOG_MAX];
-	struct message_info info;
-	char *out;
-	size_t outlen;
-	struct forward_plan fwd;    /* forwarded mail and its ARC set */
-	int need_fetch;             /* DNS first, then forward_seal */
-	char arc_log[FORWARD_LOG_MAX];
-	/* commit */
-	struct store_msg sm;
-	int64_t *rcpt_ids;
-	int64_t started_ms;
-};
 
 /* An AUTH check running in the pool. */
 struct auth_job {
@@ -182,9 +91,9 @@ static void session_process(struct session *s);
 static void session_free(struct session *s);
 static void session_close_flushed(struct session *s);
 
-/* session_set_state - the one place the state changes */
-static void
-session_set_state(struct session *s, enum session_state st)
+/* smtp_session_set_state - the one place the state changes */
+void
+smtp_session_set_state(struct session *s, enum session_state st)
 {
 	if (s->state != st)
 		log_debug("%s: state %s -> %s", s->id, session_state_names[s->state],
@@ -192,10 +101,9 @@ session_set_state(struct session *s, enum session_state st)
 	s->state = st;
 }
 
-/* session_reply - queue one reply line (CRLF added) */
-static void session_reply(struct session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
-static void
-session_reply(struct session *s, const char *fmt, ...)
+/* smtp_session_reply - queue one reply line (CRLF added) */
+void
+smtp_session_reply(struct session *s, const char *fmt, ...)
 {
 	char line[SESSION_REPLY_MAX];
 	va_list ap;
@@ -217,9 +125,9 @@ session_reply(struct session *s, const char *fmt, ...)
 	bufferevent_write(s->bev, line, (size_t)n);
 }
 
-/* session_deadline - (re)arm the per-command deadline */
-static void
-session_deadline(struct session *s, long seconds)
+/* smtp_session_deadline - (re)arm the per-command deadline */
+void
+smtp_session_deadline(struct session *s, long seconds)
 {
 	struct timeval tv = { seconds, 0 };
 
@@ -233,7 +141,7 @@ session_deadline(struct session *s, long seconds)
 static void
 session_close(struct session *s)
 {
-	session_set_state(s, ST_CLOSING);
+	smtp_session_set_state(s, ST_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		/* Nothing to flush: free from the loop, never under the
@@ -241,12 +149,12 @@ session_close(struct session *s)
 		event_active(s->deadline, EV_TIMEOUT, 0);
 		return;
 	}
-	session_deadline(s, 10);    /* a client that never reads cannot hold us */
+	smtp_session_deadline(s, 10);    /* a client that never reads cannot hold us */
 }
 
-/* session_reset - forget the transaction (RSET, EHLO, end of DATA) */
-static void
-session_reset(struct session *s)
+/* smtp_session_reset - forget the transaction (RSET, EHLO, end of DATA) */
+void
+smtp_session_reset(struct session *s)
 {
 	for (size_t i = 0; i < s->nrcpt; i++) {
 		free(s->rcpts[i]);
@@ -263,7 +171,7 @@ session_reset(struct session *s)
 	s->qid[0] = '\0';
 	smtp_data_free(&s->data);
 	if (s->state == ST_MAIL || s->state == ST_RCPT || s->state == ST_DATA)
-		session_set_state(s, ST_READY);
+		smtp_session_set_state(s, ST_READY);
 }
 
 /* session_may_submit - RFC 6409 4.3: who may start a transaction */
@@ -277,9 +185,9 @@ session_may_submit(const struct session *s)
 	return s->trusted && s->cl->auth == CONF_AUTH_OPTIONAL;
 }
 
-/* session_sender_ok - may this client use addr as a sender? */
-static int
-session_sender_ok(const struct session *s, const char *addr)
+/* smtp_session_sender_ok - may this client use addr as a sender? */
+int
+smtp_session_sender_ok(const struct session *s, const char *addr)
 {
 	const char *dom;
 
@@ -313,32 +221,32 @@ cmd_helo(struct session *s, const char *args, int esmtp)
 	const struct conf *c = s->srv->conf;
 
 	if (!smtp_helo_valid(args)) {
-		session_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		smtp_session_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
 		s->nbad++;
 		return;
 	}
-	session_reset(s);
+	smtp_session_reset(s);
 	util_strlcpy(s->helo, args, sizeof(s->helo));
 	s->esmtp = esmtp;
-	session_set_state(s, ST_READY);
+	smtp_session_set_state(s, ST_READY);
 	if (!esmtp) {
-		session_reply(s, "250 %s", c->server.hostname);
+		smtp_session_reply(s, "250 %s", c->server.hostname);
 		return;
 	}
-	session_reply(s, "250-%s Hello %s [%s]", c->server.hostname, s->helo, s->ip);
-	session_reply(s, "250-PIPELINING");
-	session_reply(s, "250-SIZE %zu", c->server.max_message_size);
-	session_reply(s, "250-8BITMIME");
-	session_reply(s, "250-SMTPUTF8");
+	smtp_session_reply(s, "250-%s Hello %s [%s]", c->server.hostname, s->helo, s->ip);
+	smtp_session_reply(s, "250-PIPELINING");
+	smtp_session_reply(s, "250-SIZE %zu", c->server.max_message_size);
+	smtp_session_reply(s, "250-8BITMIME");
+	smtp_session_reply(s, "250-SMTPUTF8");
 	/* RFC 3461: NOTIFY, RET, ENVID and ORCPT are kept and honoured by
 	 * the DSNs the scheduler sends */
-	session_reply(s, "250-DSN");
+	smtp_session_reply(s, "250-DSN");
 	if (s->cl->tls == CONF_TLS_STARTTLS && !s->tls)
-		session_reply(s, "250-STARTTLS");
+		smtp_session_reply(s, "250-STARTTLS");
 	/* RFC 4954 4: never offer a password exchange in clear. */
 	if (s->tls && s->user[0] == '\0')
-		session_reply(s, "250-AUTH PLAIN LOGIN");
-	session_reply(s, "250 ENHANCEDSTATUSCODES");
+		smtp_session_reply(s, "250-AUTH PLAIN LOGIN");
+	smtp_session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
 static void
@@ -359,18 +267,18 @@ static void
 cmd_starttls(struct session *s, const char *args)
 {
 	if (*args) {
-		session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		smtp_session_reply(s, "501 5.5.4 Syntax: STARTTLS");
 		return;
 	}
 	if (s->tls) {
-		session_reply(s, "503 5.5.1 TLS already active");
+		smtp_session_reply(s, "503 5.5.1 TLS already active");
 		return;
 	}
 	if (s->cl->tls != CONF_TLS_STARTTLS || s->ssl_ctx == NULL) {
-		session_reply(s, "502 5.5.1 STARTTLS not available");
+		smtp_session_reply(s, "502 5.5.1 STARTTLS not available");
 		return;
 	}
-	session_reply(s, "220 2.0.0 Ready to start TLS");
+	smtp_session_reply(s, "220 2.0.0 Ready to start TLS");
 	session_tls_start(s);
 }
 
@@ -384,17 +292,17 @@ cmd_auth(struct session *s, const char *args)
 	size_t mlen;
 
 	if (!s->tls) {
-		session_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		smtp_session_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
 		return;
 	}
 	if (s->user[0]) {
-		session_reply(s, "503 5.5.1 Already authenticated");
+		smtp_session_reply(s, "503 5.5.1 Already authenticated");
 		return;
 	}
 	sp = strchr(args, ' ');
 	mlen = sp ? (size_t)(sp - args) : strlen(args);
 	if (mlen == 0 || mlen >= sizeof(mech)) {
-		session_reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+		smtp_session_reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
 		return;
 	}
 	memcpy(mech, args, mlen);
@@ -402,7 +310,7 @@ cmd_auth(struct session *s, const char *args)
 	if (sp) {
 		initial = sp + 1;
 		if (strchr(initial, ' ')) {
-			session_reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+			smtp_session_reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
 			return;
 		}
 	}
@@ -410,13 +318,13 @@ cmd_auth(struct session *s, const char *args)
 	if (util_strcaseeq(mech, "PLAIN")) {
 		if (initial == NULL) {
 			s->sasl = SASL_PLAIN;
-			session_set_state(s, ST_SASL);
-			session_reply(s, "334 ");
+			smtp_session_set_state(s, ST_SASL);
+			smtp_session_reply(s, "334 ");
 			return;
 		}
 		if (auth_decode_plain(strcmp(initial, "=") == 0 ? "" : initial,
 		    user, sizeof(user), pass, sizeof(pass)) < 0) {
-			session_reply(s, "501 5.5.2 Cannot decode AUTH PLAIN response");
+			smtp_session_reply(s, "501 5.5.2 Cannot decode AUTH PLAIN response");
 			return;
 		}
 		session_auth_check(s, user, pass);
@@ -424,19 +332,19 @@ cmd_auth(struct session *s, const char *args)
 	} else if (util_strcaseeq(mech, "LOGIN")) {
 		if (initial) {
 			if (auth_decode_login(initial, s->sasl_name, sizeof(s->sasl_name)) < 0) {
-				session_reply(s, "501 5.5.2 Cannot decode AUTH LOGIN response");
+				smtp_session_reply(s, "501 5.5.2 Cannot decode AUTH LOGIN response");
 				return;
 			}
 			s->sasl = SASL_LOGIN_PASS;
-			session_set_state(s, ST_SASL);
-			session_reply(s, "334 UGFzc3dvcmQ6");
+			smtp_session_set_state(s, ST_SASL);
+			smtp_session_reply(s, "334 UGFzc3dvcmQ6");
 			return;
 		}
 		s->sasl = SASL_LOGIN_USER;
-		session_set_state(s, ST_SASL);
-		session_reply(s, "334 VXNlcm5hbWU6");
+		smtp_session_set_state(s, ST_SASL);
+		smtp_session_reply(s, "334 VXNlcm5hbWU6");
 	} else {
-		session_reply(s, "504 5.5.4 Unrecognized authentication type");
+		smtp_session_reply(s, "504 5.5.4 Unrecognized authentication type");
 	}
 }
 
@@ -448,15 +356,15 @@ session_sasl_line(struct session *s, const char *line)
 	enum sasl_step step = s->sasl;
 
 	s->sasl = SASL_NONE;
-	session_set_state(s, ST_READY);
+	smtp_session_set_state(s, ST_READY);
 	if (strcmp(line, "*") == 0) {
-		session_reply(s, "501 5.0.0 Authentication cancelled");
+		smtp_session_reply(s, "501 5.0.0 Authentication cancelled");
 		return;
 	}
 	switch (step) {
 	case SASL_PLAIN:
 		if (auth_decode_plain(line, user, sizeof(user), pass, sizeof(pass)) < 0) {
-			session_reply(s, "501 5.5.2 Cannot decode AUTH PLAIN response");
+			smtp_session_reply(s, "501 5.5.2 Cannot decode AUTH PLAIN response");
 			return;
 		}
 		session_auth_check(s, user, pass);
@@ -464,16 +372,16 @@ session_sasl_line(struct session *s, const char *line)
 		break;
 	case SASL_LOGIN_USER:
 		if (auth_decode_login(line, s->sasl_name, sizeof(s->sasl_name)) < 0) {
-			session_reply(s, "501 5.5.2 Cannot decode AUTH LOGIN response");
+			smtp_session_reply(s, "501 5.5.2 Cannot decode AUTH LOGIN response");
 			return;
 		}
 		s->sasl = SASL_LOGIN_PASS;
-		session_set_state(s, ST_SASL);
-		session_reply(s, "334 UGFzc3dvcmQ6");
+		smtp_session_set_state(s, ST_SASL);
+		smtp_session_reply(s, "334 UGFzc3dvcmQ6");
 		break;
 	case SASL_LOGIN_PASS:
 		if (auth_decode_login(line, pass, sizeof(pass)) < 0) {
-			session_reply(s, "501 5.5.2 Cannot decode AUTH LOGIN response");
+			smtp_session_reply(s, "501 5.5.2 Cannot decode AUTH LOGIN response");
 			return;
 		}
 		session_auth_check(s, s->sasl_name, pass);
@@ -507,7 +415,7 @@ session_auth_result(struct session *s, int ok, const char *name)
 		auth_penalty_success(s->srv->penalty, s->ip);
 		log_info("%s: client=[%s], sasl_method=%s, sasl_username=%s", s->id, s->ip,
 		    s->sasl_mech, log_esc(name, esc, sizeof(esc)));
-		session_reply(s, "235 2.7.0 Authentication successful");
+		smtp_session_reply(s, "235 2.7.0 Authentication successful");
 		return;
 	}
 	s->auth_failures++;
@@ -519,13 +427,13 @@ session_auth_result(struct session *s, int ok, const char *name)
 	if (s->auth_failures >= s->srv->conf->server.auth_max_failures ||
 	    auth_penalty_count(s->srv->penalty, s->ip, util_now()) >
 	    s->srv->conf->server.auth_max_failures) {
-		session_reply(s, "421 4.7.0 %s Too many authentication failures; closing",
+		smtp_session_reply(s, "421 4.7.0 %s Too many authentication failures; closing",
 		    s->srv->conf->server.hostname);
 		session_close(s);
 		return;
 	}
 	/* Same reply for an unknown user and a bad password (RFC 4954 6). */
-	session_reply(s, "535 5.7.8 Authentication credentials invalid");
+	smtp_session_reply(s, "535 5.7.8 Authentication credentials invalid");
 }
 
 struct auth_delay {
@@ -607,7 +515,7 @@ session_auth_check(struct session *s, const char *name, const char *pass)
 	util_strlcpy(j->name, name, sizeof(j->name));
 	util_strlcpy(j->pass, pass, sizeof(j->pass));
 	s->busy = 1;
-	session_deadline(s, 0);
+	smtp_session_deadline(s, 0);
 	signer_submit(s->srv->signer, auth_job_work, auth_job_done, j);
 }
 
@@ -618,39 +526,39 @@ cmd_mail(struct session *s, const char *args)
 	char err[SMTP_ERR_MAX], esc[ADDR_MAX * 4];
 
 	if (!session_may_submit(s)) {
-		session_reply(s, "530 5.7.0 Authentication required");
+		smtp_session_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
 	if (s->state == ST_MAIL || s->state == ST_RCPT) {
-		session_reply(s, "503 5.5.1 Nested MAIL command");
+		smtp_session_reply(s, "503 5.5.1 Nested MAIL command");
 		return;
 	}
 	if (smtp_parse_mail(args, &s->mail, err, sizeof(err)) < 0) {
 		memset(&s->mail, 0, sizeof(s->mail));
-		session_reply(s, "%s", err);
+		smtp_session_reply(s, "%s", err);
 		s->nbad++;
 		return;
 	}
 	if (s->mail.has_size && s->mail.size > c->server.max_message_size) {
-		session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%zu)",
+		smtp_session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%zu)",
 		    c->server.max_message_size);
 		memset(&s->mail, 0, sizeof(s->mail));
 		return;
 	}
-	if (!session_sender_ok(s, s->mail.addr) && !session_forwarder(s)) {
+	if (!smtp_session_sender_ok(s, s->mail.addr) && !session_forwarder(s)) {
 		if (s->user[0])
-			session_reply(s, "553 5.7.1 Sender address <%s> not owned by user %s",
+			smtp_session_reply(s, "553 5.7.1 Sender address <%s> not owned by user %s",
 			    log_esc(s->mail.addr, esc, sizeof(esc)), s->user);
 		else
-			session_reply(s, "553 5.7.1 Sender address <%s> is not in a domain this relay signs for",
+			smtp_session_reply(s, "553 5.7.1 Sender address <%s> is not in a domain this relay signs for",
 			    log_esc(s->mail.addr, esc, sizeof(esc)));
 		memset(&s->mail, 0, sizeof(s->mail));
 		return;
 	}
 	util_queue_id(s->qid);
-	session_set_state(s, ST_MAIL);
+	smtp_session_set_state(s, ST_MAIL);
 	log_debug("%s: %s: mail from=<%s>", s->id, s->qid, log_esc(s->mail.addr, esc, sizeof(esc)));
-	session_reply(s, "250 2.1.0 Ok");
+	smtp_session_reply(s, "250 2.1.0 Ok");
 }
 
 /* session_user_allowed - [server] user_rate / user_daily_limit for one
@@ -687,7 +595,7 @@ session_user_allowed(struct session *s)
 		    "computer; otherwise raise user_rate / user_daily_limit");
 	}
 	log_info("%s: user %s: recipient refused, sending rate limit reached", s->id, esc);
-	session_reply(s, "451 4.7.1 Sending rate limit reached for user %s; try again later",
+	smtp_session_reply(s, "451 4.7.1 Sending rate limit reached for user %s; try again later",
 	    esc);
 	return 0;
 }
@@ -724,7 +632,7 @@ session_suppressed(struct session *s, const char *addr)
 	room = SESSION_SUPPRESS_LINE - fixed;
 	if (room < 0)
 		room = 0;
-	session_reply(s, "550 5.1.1 <%s> is suppressed since %s (%s%s%.*s)%s", a, day,
+	smtp_session_reply(s, "550 5.1.1 <%s> is suppressed since %s (%s%s%.*s)%s", a, day,
 	    reason, why[0] ? ": " : "", why[0] ? room : 0, why, tail);
 	return 1;
 }
@@ -738,20 +646,20 @@ cmd_rcpt(struct session *s, const char *args)
 	/* Checked before the state so that every RCPT of an unauthenticated
 	 * stranger reads 530, whatever came before (RELIABILITY S8). */
 	if (!session_may_submit(s)) {
-		session_reply(s, "530 5.7.0 Authentication required");
+		smtp_session_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
 	if (s->state != ST_MAIL && s->state != ST_RCPT) {
-		session_reply(s, "503 5.5.1 Need MAIL command first");
+		smtp_session_reply(s, "503 5.5.1 Need MAIL command first");
 		return;
 	}
 	if (smtp_parse_rcpt(args, s->mail.smtputf8, &r, err, sizeof(err)) < 0) {
-		session_reply(s, "%s", err);
+		smtp_session_reply(s, "%s", err);
 		s->nbad++;
 		return;
 	}
 	if (s->nrcpt >= (size_t)s->srv->conf->server.max_recipients) {
-		session_reply(s, "452 4.5.3 Too many recipients (limit %d)",
+		smtp_session_reply(s, "452 4.5.3 Too many recipients (limit %d)",
 		    s->srv->conf->server.max_recipients);
 		return;
 	}
@@ -766,49 +674,49 @@ cmd_rcpt(struct session *s, const char *args)
 	s->rcpt_notify[s->nrcpt] = r.notify;
 	s->rcpt_orcpt[s->nrcpt] = r.orcpt[0] ? xstrdup(r.orcpt) : NULL;
 	s->nrcpt++;
-	session_set_state(s, ST_RCPT);
-	session_reply(s, "250 2.1.5 Ok");
+	smtp_session_set_state(s, ST_RCPT);
+	smtp_session_reply(s, "250 2.1.5 Ok");
 }
 
 static void
 cmd_data(struct session *s, const char *args)
 {
 	if (*args) {
-		session_reply(s, "501 5.5.4 Syntax: DATA");
+		smtp_session_reply(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
 	if (s->state == ST_MAIL) {
-		session_reply(s, "554 5.5.1 No valid recipients");
+		smtp_session_reply(s, "554 5.5.1 No valid recipients");
 		return;
 	}
 	if (s->state != ST_RCPT) {
-		session_reply(s, "503 5.5.1 Need RCPT command first");
+		smtp_session_reply(s, "503 5.5.1 Need RCPT command first");
 		return;
 	}
 	smtp_data_init(&s->data, s->srv->conf->server.max_message_size);
 	s->data_since_renew = 0;
-	session_set_state(s, ST_DATA);
-	session_deadline(s, s->srv->conf->server.timeout_data);
-	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_session_set_state(s, ST_DATA);
+	smtp_session_deadline(s, s->srv->conf->server.timeout_data);
+	smtp_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
 static void
 cmd_rset(struct session *s, const char *args)
 {
-	session_reset(s);
-	session_reply(s, "250 2.0.0 Ok");
+	smtp_session_reset(s);
+	smtp_session_reply(s, "250 2.0.0 Ok");
 }
 
 static void
 cmd_noop(struct session *s, const char *args)
 {
-	session_reply(s, "250 2.0.0 Ok");
+	smtp_session_reply(s, "250 2.0.0 Ok");
 }
 
 static void
 cmd_quit(struct session *s, const char *args)
 {
-	session_reply(s, "221 2.0.0 Bye");
+	smtp_session_reply(s, "221 2.0.0 Bye");
 	session_close(s);
 }
 
@@ -816,21 +724,21 @@ static void
 cmd_vrfy(struct session *s, const char *args)
 {
 	/* RFC 5321 3.5.3: no address harvesting through the relay. */
-	session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+	smtp_session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void
 cmd_expn(struct session *s, const char *args)
 {
-	session_reply(s, "502 5.5.1 EXPN not available");
+	smtp_session_reply(s, "502 5.5.1 EXPN not available");
 }
 
 static void
 cmd_help(struct session *s, const char *args)
 {
-	session_reply(s, "214-2.0.0 outpost submission service. Commands:");
-	session_reply(s, "214-2.0.0   EHLO HELO STARTTLS AUTH MAIL RCPT DATA");
-	session_reply(s, "214 2.0.0   RSET NOOP VRFY HELP QUIT");
+	smtp_session_reply(s, "214-2.0.0 outpost submission service. Commands:");
+	smtp_session_reply(s, "214-2.0.0   EHLO HELO STARTTLS AUTH MAIL RCPT DATA");
+	smtp_session_reply(s, "214 2.0.0   RSET NOOP VRFY HELP QUIT");
 }
 
 static void
@@ -838,7 +746,7 @@ cmd_bdat(struct session *s, const char *args)
 {
 	/* CHUNKING is not advertised (RFC 3030); a client that sends BDAT
 	 * anyway may follow it with binary data we must not parse as commands. */
-	session_reply(s, "503 5.5.1 BDAT without CHUNKING; closing");
+	smtp_session_reply(s, "503 5.5.1 BDAT without CHUNKING; closing");
 	session_close(s);
 }
 
@@ -892,7 +800,7 @@ session_command(struct session *s, const char *line)
 		if (session_cmds[i].verb != v)
 			continue;
 		if (!(session_cmds[i].states & BIT(s->state))) {
-			session_reply(s, "%s", session_cmds[i].refuse);
+			smtp_session_reply(s, "%s", session_cmds[i].refuse);
 			s->nbad++;
 		} else {
 			session_cmds[i].fn(s, args);
@@ -900,315 +808,28 @@ session_command(struct session *s, const char *line)
 		return;
 	}
 	s->nbad++;
-	session_reply(s, "500 5.5.2 Command unrecognized");
+	smtp_session_reply(s, "500 5.5.2 Command unrecognized");
 }
 
-/* ---- the final dot ---- */
+/* ---- the final dot (the rest is in smtp_submit.c) ---- */
 
-static void session_commit_done(int err, void *arg);
-
-static void
-session_job_free(struct session_job *j)
-{
-	if (j->dkim)
-		server_dkim_release(j->s->srv, j->dkim);
-	forward_plan_clear(&j->fwd);
-	free(j->raw);
-	free(j->out);
-	free(j->rcpt_ids);
-	free(j);
-}
-
-/* session_job_sign - DKIM for the From: domain, or for the forwarder's
- * domain when the mail is forwarded or sealed */
-static void
-session_job_sign(struct session_job *j)
-{
-	const struct dkim_domain *d;
-	const char *dom = j->fwd.seal || j->fwd.forwarded ? j->fwd.domain : j->info.from_domain;
-	char esc[ADDR_MAX * 4], *sig = NULL;
-	size_t siglen;
-
-	d = dkim_key_find(dkim_sign_keys(j->dkim->signer), dom);
-	if (d == NULL) {
-		if (j->unsigned_policy == CONF_UNSIGNED_RELAY) {
-			j->unsigned_relayed = 1;
-			return;
-		}
-		j->rc = -1;
-		snprintf(j->err, sizeof(j->err), "550 5.7.1 no DKIM key for %s; the message "
-		    "would fail DMARC", log_esc(dom, esc, sizeof(esc)));
-		return;
-	}
-	if (dkim_sign_message(j->dkim->signer, d, j->params.queue_id, j->out, j->outlen,
-	    &sig, &siglen, j->dkim_log, sizeof(j->dkim_log), esc, sizeof(esc)) < 0) {
-		/* A local fault, not the client's: it may retry. */
-		j->rc = -1;
-		log_err("%s: DKIM signing for %s failed: %s", j->params.queue_id, dom, esc);
-		snprintf(j->err, sizeof(j->err), "451 4.3.0 DKIM signing failed; try again later");
-		return;
-	}
-	free(j->out);
-	j->out = sig;
-	j->outlen = siglen;
-}
-
-/* session_job_work - in the pool: RFC 5322 checks and fixes, the header
- * From: ownership check (or forwarded mail), then DKIM. The session is
- * busy meanwhile, so what the job reads of it (user, mail) does not
- * change under it. */
-static void
-session_job_work(void *arg)
-{
-	struct session_job *j = arg;
-	struct server *srv = j->s->srv;
-	char esc[ADDR_MAX * 4];
-	int owned;
-
-	j->rc = message_prepare(j->raw, j->rawlen, &j->params, &j->info, &j->out,
-	    &j->outlen, j->err, sizeof(j->err));
-	free(j->raw);
-	j->raw = NULL;
-	if (j->rc < 0)
-		return;
-	owned = session_sender_ok(j->s, j->info.from_addr);
-	if ((j->rc = forward_prepare(&j->fwd, srv->conf, j->s->auth_user, j->s->cl->forward,
-	    srv->psl, j->info.from_domain, owned, &j->out, &j->outlen, j->err,
-	    sizeof(j->err))) < 0)
-		return;
-	/* Header From: must be the user's too, unless forwarded: it is what
-	 * DMARC aligns on and what the recipient sees. */
-	if (!owned && !j->fwd.forwarded) {
-		j->rc = -1;
-		/* Bounded pieces: a reply line stays under 512 octets. */
-		snprintf(j->err, sizeof(j->err), "553 5.7.1 From: address <%.150s> not owned by %.64s",
-		    log_esc(j->info.from_addr, esc, sizeof(esc)),
-		    j->s->user[0] ? j->s->user : "this client");
-		return;
-	}
-	if (j->fwd.seal && srv->verifier != NULL && srv->vdns != NULL) {
-		j->need_fetch = 1;      /* the keys first, on the loop */
-		return;
-	}
-	session_job_sign(j);
-}
-
-/* session_seal_work - in the pool, the DNS answers in hand: ARC, DKIM */
-static void
-session_seal_work(void *arg)
-{
-	struct session_job *j = arg;
-	struct server *srv = j->s->srv;
-	const struct dkim_domain *d = dkim_key_find(dkim_sign_keys(j->dkim->signer),
-	    j->fwd.domain);
-	char err[256];
-
-	if (forward_seal(&j->fwd, srv->verifier, srv->psl, d, j->hostname, j->params.now,
-	    &j->out, &j->outlen, j->arc_log, sizeof(j->arc_log), err, sizeof(err)) < 0) {
-		j->rc = -1;
-		log_err("%s: ARC sealing for %s failed: %s", j->params.queue_id, j->fwd.domain,
-		    err);
-		snprintf(j->err, sizeof(j->err), "451 4.3.0 ARC sealing failed; try again later");
-		return;
-	}
-	session_job_sign(j);
-}
-
-static void session_job_done(void *arg);
-
-/* session_fwd_fetched - the DNS answers are in: seal in the pool */
-static void
-session_fwd_fetched(void *arg)
-{
-	struct session_job *j = arg;
-
-	if (j->fwd.cancelled) {
-		j->rc = -1;
-		snprintf(j->err, sizeof(j->err), "421 4.3.2 Service shutting down");
-		session_job_done(j);
-		return;
-	}
-	signer_submit(j->s->srv->signer, session_seal_work, session_job_done, j);
-}
-
-/* session_finish - reply to the final dot and move on */
-static void
-session_finish(struct session *s)
+/* smtp_session_finish - reply to the final dot and move on */
+void
+smtp_session_finish(struct session *s)
 {
 	s->busy = 0;
-	session_reset(s);
+	smtp_session_reset(s);
 	if (s->dead) {
 		session_free(s);
 		return;
 	}
 	if (s->srv->stopping) {
-		session_reply(s, "421 4.3.2 %s Service shutting down", s->srv->conf->server.hostname);
+		smtp_session_reply(s, "421 4.3.2 %s Service shutting down", s->srv->conf->server.hostname);
 		session_close(s);
 		return;
 	}
-	session_deadline(s, s->srv->conf->server.timeout_command);
+	smtp_session_deadline(s, s->srv->conf->server.timeout_command);
 	session_process(s);
-}
-
-/* session_job_done - on the loop: ownership check, then commit */
-static void
-session_job_done(void *arg)
-{
-	struct session_job *j = arg;
-	struct session *s = j->s;
-	char esc[ADDR_MAX * 4];
-
-	if (s->dead) {
-		session_job_free(j);
-		session_finish(s);
-		return;
-	}
-	if (j->rc < 0) {
-		log_info("%s: reject: %s; from=<%s> user=%s client=[%s]", s->qid, j->err,
-		    log_esc(s->mail.addr, esc, sizeof(esc)), s->user[0] ? s->user :
-		    "(trusted network)", s->ip);
-		session_reply(s, "%s", j->err);
-		session_job_free(j);
-		session_finish(s);
-		return;
-	}
-	if (j->need_fetch) {
-		j->need_fetch = 0;
-		forward_fetch(&j->fwd, s->srv->vdns, session_fwd_fetched, j);
-		return;
-	}
-	if (j->fwd.forwarded) {
-		log_info("%s: forwarded (%s): envelope from=<%s> rewritten to <%s>", s->qid,
-		    j->fwd.via, log_esc(s->mail.addr, esc, sizeof(esc)), j->fwd.envelope);
-		util_strlcpy(s->mail.addr, j->fwd.envelope, sizeof(s->mail.addr));
-	}
-	if (j->arc_log[0]) {
-		char aesc[FORWARD_LOG_MAX * 4];
-
-		log_info("%s: %s", s->qid, log_esc(j->arc_log, aesc, sizeof(aesc)));
-	}
-	if (j->unsigned_relayed)
-		log_warn("%s: no DKIM key for %s; relayed unsigned (unsigned = relay): "
-		    "receivers applying DMARC may reject it", s->qid,
-		    log_esc(j->info.from_domain, esc, sizeof(esc)));
-	memset(&j->sm, 0, sizeof(j->sm));
-	util_strlcpy(j->sm.queue_id, s->qid, sizeof(j->sm.queue_id));
-	j->sm.sender = s->mail.addr;
-	j->sm.auth_user = s->user[0] ? s->user : NULL;
-	j->sm.client = s->ip;
-	j->sm.helo = s->helo;
-	j->sm.received_at = util_now();
-	j->sm.flags = j->fwd.forwarded ? STORE_FLAG_FORWARDED : 0;
-	j->sm.body_8bit = s->mail.body == SMTP_BODY_8BITMIME;
-	j->sm.smtputf8 = s->mail.smtputf8;
-	j->sm.data = j->out;
-	j->sm.len = j->outlen;
-	j->sm.ret = (int)s->mail.ret;
-	j->sm.envid = s->mail.envid[0] ? s->mail.envid : NULL;
-	j->sm.rcpts = (const char *const *)s->rcpts;
-	j->sm.notify = s->rcpt_notify;
-	j->sm.orcpt = (const char *const *)s->rcpt_orcpt;
-	j->sm.nrcpt = s->nrcpt;
-	j->rcpt_ids = xcalloc(s->nrcpt, sizeof(*j->rcpt_ids));
-	j->sm.rcpt_ids = j->rcpt_ids;
-	store_commit(s->srv->store, &j->sm, session_commit_done, j);
-}
-
-/* session_commit_done - the message is on disk (or not): now reply */
-static void
-session_commit_done(int err, void *arg)
-{
-	struct session_job *j = arg;
-	struct session *s = j->s;
-	char esc[ADDR_MAX * 4];
-
-	if (err == STORE_OK) {
-		struct store_qrcpt *qr = xcalloc(s->nrcpt, sizeof(*qr));
-		struct store_qmsg qm = {
-			.id = j->sm.id, .queue_id = s->qid, .sender = s->mail.addr,
-			.auth_user = j->sm.auth_user, .received_at = j->sm.received_at,
-			.size = j->outlen, .flags = j->sm.flags, .body_8bit = j->sm.body_8bit,
-			.smtputf8 = j->sm.smtputf8, .ret = j->sm.ret,
-			.envid = j->sm.envid, .rcpts = qr, .nrcpt = s->nrcpt,
-		};
-		for (size_t i = 0; i < s->nrcpt; i++) {
-			qr[i].id = j->rcpt_ids[i];
-			qr[i].addr = s->rcpts[i];
-			qr[i].attempts = 0;
-			qr[i].next_attempt = j->sm.received_at;
-			qr[i].notify = s->rcpt_notify[i];
-			qr[i].orcpt = s->rcpt_orcpt[i];
-		}
-		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu, user=%s, client=[%s], msgid=%s",
-		    s->qid, log_esc(s->mail.addr, esc, sizeof(esc)), j->outlen, s->nrcpt,
-		    s->user[0] ? s->user : "-", s->ip, j->info.message_id);
-		dkim_sign_log(s->qid, j->dkim_log);
-		scheduler_add(s->srv->sched, &qm);
-		free(qr);
-		if (!s->dead)
-			session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
-	} else {
-		log_err("%s: queue commit failed (%s); client=[%s] told to retry", s->qid,
-		    err == STORE_EFULL ? "storage full" : err == STORE_EBUSY ?
-		    "database locked" : "I/O error", s->ip);
-		if (!s->dead) {
-			if (err == STORE_EFULL)
-				session_reply(s, "452 4.3.1 Insufficient system storage; try again later");
-			else
-				session_reply(s, "451 4.3.0 Queue write failed; try again later");
-		}
-	}
-	session_job_free(j);
-	session_finish(s);
-}
-
-/* session_data_end - the client sent CRLF.CRLF */
-static void
-session_data_end(struct session *s)
-{
-	const struct conf *c = s->srv->conf;
-	struct session_job *j;
-
-	if (s->data.bare || s->data.big || s->data.nul) {
-		if (s->data.big)
-			session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%zu)",
-			    c->server.max_message_size);
-		else if (s->data.bare)
-			session_reply(s, "550 5.5.2 Message contains bare CR or LF; only CRLF line endings are accepted");
-		else
-			session_reply(s, "550 5.6.0 Message contains NUL characters");
-		log_info("%s: reject: %s in DATA; client=[%s]", s->qid, s->data.big ?
-		    "message too big" : s->data.bare ? "bare CR/LF" : "NUL", s->ip);
-		session_reset(s);
-		session_deadline(s, c->server.timeout_command);
-		return;
-	}
-	j = xcalloc(1, sizeof(*j));
-	j->s = s;
-	j->raw = smtp_data_take(&s->data, &j->rawlen);
-	util_strlcpy(j->hostname, c->server.hostname, sizeof(j->hostname));
-	log_esc(s->helo, j->helo_esc, sizeof(j->helo_esc));
-	snprintf(j->protocol, sizeof(j->protocol), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
-	    s->tls ? "S" : "", s->user[0] ? "A" : "");
-	util_strlcpy(j->tls_desc, s->tls_desc, sizeof(j->tls_desc));
-	if (s->nrcpt == 1)
-		util_strlcpy(j->rcpt_for, s->rcpts[0], sizeof(j->rcpt_for));
-	j->params.hostname = j->hostname;
-	j->params.helo = j->helo_esc;
-	j->params.client_ip = s->ip;
-	j->params.protocol = j->protocol;
-	j->params.tls = s->tls ? j->tls_desc : NULL;
-	j->params.queue_id = s->qid;
-	j->params.rcpt_for = s->nrcpt == 1 ? j->rcpt_for : NULL;
-	j->params.now = util_now();
-	j->params.max_header_size = c->server.max_header_size;
-	j->started_ms = util_mono_ms();
-	j->dkim = server_dkim_hold(s->srv);
-	j->unsigned_policy = c->server.unsigned_policy;
-	s->busy = 1;
-	session_deadline(s, 0);
-	session_set_state(s, ST_READY);
-	signer_submit(s->srv->signer, session_job_work, session_job_done, j);
 }
 
 /* session_data_scan - hand the buffered input to the DATA scanner;
@@ -1234,7 +855,7 @@ session_data_scan(struct session *s)
 		/* The deadline is renewed by progress, not by any read: a
 		 * client trickling a byte at a time cannot hold the slot. */
 		s->data_since_renew = 0;
-		session_deadline(s, s->srv->conf->server.timeout_data);
+		smtp_session_deadline(s, s->srv->conf->server.timeout_data);
 	}
 	return end;
 }
@@ -1265,7 +886,7 @@ session_line(struct session *s, char *buf, size_t bufsize)
 			if (!s->skip_line) {
 				s->skip_line = 1;
 				s->nbad++;
-				session_reply(s, "500 5.5.2 Line too long (limit %zu octets)", limit);
+				smtp_session_reply(s, "500 5.5.2 Line too long (limit %zu octets)", limit);
 			}
 			return -1;
 		}
@@ -1288,16 +909,16 @@ session_line(struct session *s, char *buf, size_t bufsize)
 			return -1;
 		s->nbad++;
 		if (!crlf)
-			session_reply(s, "500 5.5.2 Bare LF in command; only CRLF line endings are accepted");
+			smtp_session_reply(s, "500 5.5.2 Bare LF in command; only CRLF line endings are accepted");
 		else
-			session_reply(s, "500 5.5.2 Line too long (limit %zu octets)", limit);
+			smtp_session_reply(s, "500 5.5.2 Line too long (limit %zu octets)", limit);
 		return -1;
 	}
 	evbuffer_remove(in, buf, len);
 	buf[len] = '\0';
 	if (memchr(buf, '\r', len - 2) != NULL || strlen(buf) != len) {
 		s->nbad++;
-		session_reply(s, "500 5.5.2 Bare CR or NUL in command; only CRLF line endings are accepted");
+		smtp_session_reply(s, "500 5.5.2 Bare CR or NUL in command; only CRLF line endings are accepted");
 		return -1;
 	}
 	buf[len - 2] = '\0';
@@ -1324,7 +945,7 @@ session_process(struct session *s)
 			if (evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
 				break;
 			if (session_data_scan(s))
-				session_data_end(s);
+				smtp_submit_data_end(s);
 			continue;
 		}
 		r = session_line(s, line, sizeof(line));
@@ -1334,10 +955,10 @@ session_process(struct session *s)
 			session_command(s, line);
 			if (!s->busy && s->state != ST_DATA && s->state != ST_CLOSING &&
 			    s->state != ST_TLS)
-				session_deadline(s, s->srv->conf->server.timeout_command);
+				smtp_session_deadline(s, s->srv->conf->server.timeout_command);
 		}
 		if (s->nbad >= SESSION_BAD_MAX && s->state != ST_CLOSING) {
-			session_reply(s, "421 4.7.0 %s Too many errors; closing",
+			smtp_session_reply(s, "421 4.7.0 %s Too many errors; closing",
 			    s->srv->conf->server.hostname);
 			session_close(s);
 		}
@@ -1375,8 +996,8 @@ session_tls_start(struct session *s)
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_IN_HIGH);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	session_set_state(s, ST_TLS);
-	session_deadline(s, s->srv->conf->server.timeout_tls);
+	smtp_session_set_state(s, ST_TLS);
+	smtp_session_deadline(s, s->srv->conf->server.timeout_tls);
 }
 
 /* session_tls_ready - handshake done: start over, as RFC 3207 4.2 says */
@@ -1392,11 +1013,11 @@ session_tls_ready(struct session *s)
 	s->user[0] = '\0';
 	auth_user_free(s->auth_user);
 	s->auth_user = NULL;
-	session_reset(s);
-	session_set_state(s, ST_CONNECTED);
-	session_deadline(s, s->srv->conf->server.timeout_command);
+	smtp_session_reset(s);
+	smtp_session_set_state(s, ST_CONNECTED);
+	smtp_session_deadline(s, s->srv->conf->server.timeout_command);
 	if (s->cl->tls == CONF_TLS_IMPLICIT)
-		session_reply(s, "220 %s ESMTP outpost", s->srv->conf->server.hostname);
+		smtp_session_reply(s, "220 %s ESMTP outpost", s->srv->conf->server.hostname);
 	session_process(s);
 }
 
@@ -1484,7 +1105,7 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		session_free(s);
 		return;
 	}
-	session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->conf->server.hostname);
+	smtp_session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->conf->server.hostname);
 	session_close(s);
 }
 
@@ -1503,7 +1124,7 @@ session_free(struct session *s)
 		session_list = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	session_reset(s);
+	smtp_session_reset(s);
 	if (s->deadline)
 		event_free(s->deadline);
 	if (s->bev)
@@ -1547,7 +1168,7 @@ smtp_session_start(struct server *srv, struct listener *l, const struct conf_lis
 			session_free(s);
 			return;
 		}
-		session_set_state(s, ST_TLS);
+		smtp_session_set_state(s, ST_TLS);
 	} else {
 		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 		if (s->bev == NULL)
@@ -1559,12 +1180,12 @@ smtp_session_start(struct server *srv, struct listener *l, const struct conf_lis
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_IN_HIGH);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	if (s->state == ST_TLS) {
-		session_deadline(s, srv->conf->server.timeout_tls);
+		smtp_session_deadline(s, srv->conf->server.timeout_tls);
 		return;
 	}
-	session_set_state(s, ST_CONNECTED);
-	session_deadline(s, srv->conf->server.timeout_command);
-	session_reply(s, "220 %s ESMTP outpost", srv->conf->server.hostname);
+	smtp_session_set_state(s, ST_CONNECTED);
+	smtp_session_deadline(s, srv->conf->server.timeout_command);
+	smtp_session_reply(s, "220 %s ESMTP outpost", srv->conf->server.hostname);
 }
 
 /* smtp_session_refuse - over a connection cap: one 421 line, then close */
@@ -1583,7 +1204,7 @@ smtp_session_refuse(struct server *srv, int fd, const char *why)
 }
 
 /* smtp_session_shutdown - close every session that is not waiting for a
- * commit; those close after their reply (session_finish). */
+ * commit; those close after their reply (smtp_session_finish). */
 void
 smtp_session_shutdown(struct server *srv)
 {
@@ -1597,7 +1218,7 @@ smtp_session_shutdown(struct server *srv)
 			event_active(s->deadline, EV_TIMEOUT, 0);
 			continue;
 		}
-		session_reply(s, "421 4.3.2 %s Service shutting down", srv->conf->server.hostname);
+		smtp_session_reply(s, "421 4.3.2 %s Service shutting down", srv->conf->server.hostname);
 		session_close(s);
 	}
 }

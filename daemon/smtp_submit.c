@@ -1,0 +1,363 @@
+/*
+ * smtp_submit - the final dot: from the client's CRLF.CRLF to the 250.
+ *
+ * API: smtp_submit_data_end(), called by smtp_session when the DATA
+ * scanner finds the end of the data (smtp_session_int.h).
+ *
+ * First the scanner's verdict: a message too big, with a bare CR or LF
+ * (SMTP smuggling, CVE-2023-51764) or with a NUL is refused here and the
+ * session goes on. Otherwise the message goes to the signer pool, where
+ * message_prepare() does the RFC 5322 checks and fixes and the header
+ * From: must belong to the user, unless the mail is forwarded
+ * (forward_prepare: envelope rewrite, List-Id). Forwarded mail that is
+ * sealed first fetches its DNS keys on the loop (forward_fetch), then
+ * gets its ARC set in the pool (RFC 8617); DKIM signs for the From:
+ * domain, or for the forwarder's. Back on the loop the store thread
+ * commits the message and the scheduler takes it; only then is 250 sent
+ * (RFC 5321 6.1: with the 250 we take responsibility for the message).
+ *
+ * Trust: the message is the client's, untrusted; the session is busy
+ * while the job runs, so what the job reads of it (user, envelope) does
+ * not change under it, and if the client goes away the session is freed
+ * when the job comes back (smtp_session_finish).
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "dkim_key.h"
+#include "dkim_sign.h"
+#include "forward.h"
+#include "log.h"
+#include "message.h"
+#include "scheduler.h"
+#include "server.h"
+#include "signer.h"
+#include "smtp_data.h"
+#include "smtp_session_int.h"
+#include "store.h"
+#include "util.h"
+
+/* A message on its way from the final dot to the 250. */
+struct submit_job {
+	struct session *s;
+	/* inputs, owned by the job */
+	char *raw;
+	size_t rawlen;
+	struct message_params params;
+	char helo_esc[HOST_MAX];
+	char hostname[HOST_MAX];
+	char tls_desc[128];
+	char protocol[16];
+	char rcpt_for[ADDR_MAX + 1];
+	struct server_dkim *dkim;   /* held from submission to completion */
+	int unsigned_policy;
+	/* outputs */
+	int rc;
+	char err[SMTP_ERR_MAX];
+	int unsigned_relayed;       /* no key; unsigned = relay let it pass */
+	char dkim_log[DKIM_SIGN_LOG_MAX];
+	struct message_info info;
+	char *out;
+	size_t outlen;
+	struct forward_plan fwd;    /* forwarded mail and its ARC set */
+	int need_fetch;             /* DNS first, then forward_seal */
+	char arc_log[FORWARD_LOG_MAX];
+	/* commit */
+	struct store_msg sm;
+	int64_t *rcpt_ids;
+	int64_t started_ms;
+};
+
+static void smtp_submit_commit_done(int err, void *arg);
+
+/* smtp_submit_job_free - release the job and its hold on the DKIM keys */
+static void
+smtp_submit_job_free(struct submit_job *j)
+{
+	if (j->dkim)
+		server_dkim_release(j->s->srv, j->dkim);
+	forward_plan_clear(&j->fwd);
+	free(j->raw);
+	free(j->out);
+	free(j->rcpt_ids);
+	free(j);
+}
+
+/* smtp_submit_job_sign - DKIM for the From: domain, or for the forwarder's
+ * domain when the mail is forwarded or sealed */
+static void
+smtp_submit_job_sign(struct submit_job *j)
+{
+	const struct dkim_domain *d;
+	const char *dom = j->fwd.seal || j->fwd.forwarded ? j->fwd.domain : j->info.from_domain;
+	char esc[ADDR_MAX * 4], *sig = NULL;
+	size_t siglen;
+
+	d = dkim_key_find(dkim_sign_keys(j->dkim->signer), dom);
+	if (d == NULL) {
+		if (j->unsigned_policy == CONF_UNSIGNED_RELAY) {
+			j->unsigned_relayed = 1;
+			return;
+		}
+		j->rc = -1;
+		snprintf(j->err, sizeof(j->err), "550 5.7.1 no DKIM key for %s; the message "
+		    "would fail DMARC", log_esc(dom, esc, sizeof(esc)));
+		return;
+	}
+	if (dkim_sign_message(j->dkim->signer, d, j->params.queue_id, j->out, j->outlen,
+	    &sig, &siglen, j->dkim_log, sizeof(j->dkim_log), esc, sizeof(esc)) < 0) {
+		/* A local fault, not the client's: it may retry. */
+		j->rc = -1;
+		log_err("%s: DKIM signing for %s failed: %s", j->params.queue_id, dom, esc);
+		snprintf(j->err, sizeof(j->err), "451 4.3.0 DKIM signing failed; try again later");
+		return;
+	}
+	free(j->out);
+	j->out = sig;
+	j->outlen = siglen;
+}
+
+/* smtp_submit_job_work - in the pool: RFC 5322 checks and fixes, the header
+ * From: ownership check (or forwarded mail), then DKIM. The session is
+ * busy meanwhile, so what the job reads of it (user, mail) does not
+ * change under it. */
+static void
+smtp_submit_job_work(void *arg)
+{
+	struct submit_job *j = arg;
+	struct server *srv = j->s->srv;
+	char esc[ADDR_MAX * 4];
+	int owned;
+
+	j->rc = message_prepare(j->raw, j->rawlen, &j->params, &j->info, &j->out,
+	    &j->outlen, j->err, sizeof(j->err));
+	free(j->raw);
+	j->raw = NULL;
+	if (j->rc < 0)
+		return;
+	owned = smtp_session_sender_ok(j->s, j->info.from_addr);
+	if ((j->rc = forward_prepare(&j->fwd, srv->conf, j->s->auth_user, j->s->cl->forward,
+	    srv->psl, j->info.from_domain, owned, &j->out, &j->outlen, j->err,
+	    sizeof(j->err))) < 0)
+		return;
+	/* Header From: must be the user's too, unless forwarded: it is what
+	 * DMARC aligns on and what the recipient sees. */
+	if (!owned && !j->fwd.forwarded) {
+		j->rc = -1;
+		/* Bounded pieces: a reply line stays under 512 octets. */
+		snprintf(j->err, sizeof(j->err), "553 5.7.1 From: address <%.150s> not owned by %.64s",
+		    log_esc(j->info.from_addr, esc, sizeof(esc)),
+		    j->s->user[0] ? j->s->user : "this client");
+		return;
+	}
+	if (j->fwd.seal && srv->verifier != NULL && srv->vdns != NULL) {
+		j->need_fetch = 1;      /* the keys first, on the loop */
+		return;
+	}
+	smtp_submit_job_sign(j);
+}
+
+/* smtp_submit_seal_work - in the pool, the DNS answers in hand: ARC, DKIM */
+static void
+smtp_submit_seal_work(void *arg)
+{
+	struct submit_job *j = arg;
+	struct server *srv = j->s->srv;
+	const struct dkim_domain *d = dkim_key_find(dkim_sign_keys(j->dkim->signer),
+	    j->fwd.domain);
+	char err[256];
+
+	if (forward_seal(&j->fwd, srv->verifier, srv->psl, d, j->hostname, j->params.now,
+	    &j->out, &j->outlen, j->arc_log, sizeof(j->arc_log), err, sizeof(err)) < 0) {
+		j->rc = -1;
+		log_err("%s: ARC sealing for %s failed: %s", j->params.queue_id, j->fwd.domain,
+		    err);
+		snprintf(j->err, sizeof(j->err), "451 4.3.0 ARC sealing failed; try again later");
+		return;
+	}
+	smtp_submit_job_sign(j);
+}
+
+static void smtp_submit_job_done(void *arg);
+
+/* smtp_submit_fwd_fetched - the DNS answers are in: seal in the pool */
+static void
+smtp_submit_fwd_fetched(void *arg)
+{
+	struct submit_job *j = arg;
+
+	if (j->fwd.cancelled) {
+		j->rc = -1;
+		snprintf(j->err, sizeof(j->err), "421 4.3.2 Service shutting down");
+		smtp_submit_job_done(j);
+		return;
+	}
+	signer_submit(j->s->srv->signer, smtp_submit_seal_work, smtp_submit_job_done, j);
+}
+
+
+/* smtp_submit_job_done - on the loop: ownership check, then commit */
+static void
+smtp_submit_job_done(void *arg)
+{
+	struct submit_job *j = arg;
+	struct session *s = j->s;
+	char esc[ADDR_MAX * 4];
+
+	if (s->dead) {
+		smtp_submit_job_free(j);
+		smtp_session_finish(s);
+		return;
+	}
+	if (j->rc < 0) {
+		log_info("%s: reject: %s; from=<%s> user=%s client=[%s]", s->qid, j->err,
+		    log_esc(s->mail.addr, esc, sizeof(esc)), s->user[0] ? s->user :
+		    "(trusted network)", s->ip);
+		smtp_session_reply(s, "%s", j->err);
+		smtp_submit_job_free(j);
+		smtp_session_finish(s);
+		return;
+	}
+	if (j->need_fetch) {
+		j->need_fetch = 0;
+		forward_fetch(&j->fwd, s->srv->vdns, smtp_submit_fwd_fetched, j);
+		return;
+	}
+	if (j->fwd.forwarded) {
+		log_info("%s: forwarded (%s): envelope from=<%s> rewritten to <%s>", s->qid,
+		    j->fwd.via, log_esc(s->mail.addr, esc, sizeof(esc)), j->fwd.envelope);
+		util_strlcpy(s->mail.addr, j->fwd.envelope, sizeof(s->mail.addr));
+	}
+	if (j->arc_log[0]) {
+		char aesc[FORWARD_LOG_MAX * 4];
+
+		log_info("%s: %s", s->qid, log_esc(j->arc_log, aesc, sizeof(aesc)));
+	}
+	if (j->unsigned_relayed)
+		log_warn("%s: no DKIM key for %s; relayed unsigned (unsigned = relay): "
+		    "receivers applying DMARC may reject it", s->qid,
+		    log_esc(j->info.from_domain, esc, sizeof(esc)));
+	memset(&j->sm, 0, sizeof(j->sm));
+	util_strlcpy(j->sm.queue_id, s->qid, sizeof(j->sm.queue_id));
+	j->sm.sender = s->mail.addr;
+	j->sm.auth_user = s->user[0] ? s->user : NULL;
+	j->sm.client = s->ip;
+	j->sm.helo = s->helo;
+	j->sm.received_at = util_now();
+	j->sm.flags = j->fwd.forwarded ? STORE_FLAG_FORWARDED : 0;
+	j->sm.body_8bit = s->mail.body == SMTP_BODY_8BITMIME;
+	j->sm.smtputf8 = s->mail.smtputf8;
+	j->sm.data = j->out;
+	j->sm.len = j->outlen;
+	j->sm.ret = (int)s->mail.ret;
+	j->sm.envid = s->mail.envid[0] ? s->mail.envid : NULL;
+	j->sm.rcpts = (const char *const *)s->rcpts;
+	j->sm.notify = s->rcpt_notify;
+	j->sm.orcpt = (const char *const *)s->rcpt_orcpt;
+	j->sm.nrcpt = s->nrcpt;
+	j->rcpt_ids = xcalloc(s->nrcpt, sizeof(*j->rcpt_ids));
+	j->sm.rcpt_ids = j->rcpt_ids;
+	store_commit(s->srv->store, &j->sm, smtp_submit_commit_done, j);
+}
+
+/* smtp_submit_commit_done - the message is on disk (or not): now reply */
+static void
+smtp_submit_commit_done(int err, void *arg)
+{
+	struct submit_job *j = arg;
+	struct session *s = j->s;
+	char esc[ADDR_MAX * 4];
+
+	if (err == STORE_OK) {
+		struct store_qrcpt *qr = xcalloc(s->nrcpt, sizeof(*qr));
+		struct store_qmsg qm = {
+			.id = j->sm.id, .queue_id = s->qid, .sender = s->mail.addr,
+			.auth_user = j->sm.auth_user, .received_at = j->sm.received_at,
+			.size = j->outlen, .flags = j->sm.flags, .body_8bit = j->sm.body_8bit,
+			.smtputf8 = j->sm.smtputf8, .ret = j->sm.ret,
+			.envid = j->sm.envid, .rcpts = qr, .nrcpt = s->nrcpt,
+		};
+		for (size_t i = 0; i < s->nrcpt; i++) {
+			qr[i].id = j->rcpt_ids[i];
+			qr[i].addr = s->rcpts[i];
+			qr[i].attempts = 0;
+			qr[i].next_attempt = j->sm.received_at;
+			qr[i].notify = s->rcpt_notify[i];
+			qr[i].orcpt = s->rcpt_orcpt[i];
+		}
+		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu, user=%s, client=[%s], msgid=%s",
+		    s->qid, log_esc(s->mail.addr, esc, sizeof(esc)), j->outlen, s->nrcpt,
+		    s->user[0] ? s->user : "-", s->ip, j->info.message_id);
+		dkim_sign_log(s->qid, j->dkim_log);
+		scheduler_add(s->srv->sched, &qm);
+		free(qr);
+		if (!s->dead)
+			smtp_session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	} else {
+		log_err("%s: queue commit failed (%s); client=[%s] told to retry", s->qid,
+		    err == STORE_EFULL ? "storage full" : err == STORE_EBUSY ?
+		    "database locked" : "I/O error", s->ip);
+		if (!s->dead) {
+			if (err == STORE_EFULL)
+				smtp_session_reply(s, "452 4.3.1 Insufficient system storage; try again later");
+			else
+				smtp_session_reply(s, "451 4.3.0 Queue write failed; try again later");
+		}
+	}
+	smtp_submit_job_free(j);
+	smtp_session_finish(s);
+}
+
+/* smtp_submit_data_end - the client sent CRLF.CRLF */
+void
+smtp_submit_data_end(struct session *s)
+{
+	const struct conf *c = s->srv->conf;
+	struct submit_job *j;
+
+	if (s->data.bare || s->data.big || s->data.nul) {
+		if (s->data.big)
+			smtp_session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%zu)",
+			    c->server.max_message_size);
+		else if (s->data.bare)
+			smtp_session_reply(s, "550 5.5.2 Message contains bare CR or LF; only CRLF line endings are accepted");
+		else
+			smtp_session_reply(s, "550 5.6.0 Message contains NUL characters");
+		log_info("%s: reject: %s in DATA; client=[%s]", s->qid, s->data.big ?
+		    "message too big" : s->data.bare ? "bare CR/LF" : "NUL", s->ip);
+		smtp_session_reset(s);
+		smtp_session_deadline(s, c->server.timeout_command);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	j->raw = smtp_data_take(&s->data, &j->rawlen);
+	util_strlcpy(j->hostname, c->server.hostname, sizeof(j->hostname));
+	log_esc(s->helo, j->helo_esc, sizeof(j->helo_esc));
+	snprintf(j->protocol, sizeof(j->protocol), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
+	    s->tls ? "S" : "", s->user[0] ? "A" : "");
+	util_strlcpy(j->tls_desc, s->tls_desc, sizeof(j->tls_desc));
+	if (s->nrcpt == 1)
+		util_strlcpy(j->rcpt_for, s->rcpts[0], sizeof(j->rcpt_for));
+	j->params.hostname = j->hostname;
+	j->params.helo = j->helo_esc;
+	j->params.client_ip = s->ip;
+	j->params.protocol = j->protocol;
+	j->params.tls = s->tls ? j->tls_desc : NULL;
+	j->params.queue_id = s->qid;
+	j->params.rcpt_for = s->nrcpt == 1 ? j->rcpt_for : NULL;
+	j->params.now = util_now();
+	j->params.max_header_size = c->server.max_header_size;
+	j->started_ms = util_mono_ms();
+	j->dkim = server_dkim_hold(s->srv);
+	j->unsigned_policy = c->server.unsigned_policy;
+	s->busy = 1;
+	smtp_session_deadline(s, 0);
+	smtp_session_set_state(s, ST_READY);
+	signer_submit(s->srv->signer, smtp_submit_job_work, smtp_submit_job_done, j);
+}
