@@ -155,6 +155,17 @@ smtp_submit_job_work(void *arg)
 		    j->s->user[0] ? j->s->user : "this client");
 		return;
 	}
+	/* A forwarding account may give a foreign MAIL FROM only because
+	 * forwarded mail leaves with its own envelope; its own mail keeps the
+	 * rule (for everybody else this is the check MAIL already passed). */
+	if (!j->fwd.forwarded && !smtp_session_sender_ok(j->s, j->s->mail.addr)) {
+		j->rc = -1;
+		snprintf(j->err, sizeof(j->err), "553 5.7.1 Sender address <%.100s> not owned by"
+		    " %.40s; only forwarded mail keeps a foreign envelope",
+		    log_esc(j->s->mail.addr, esc, sizeof(esc)),
+		    j->s->user[0] ? j->s->user : "this client");
+		return;
+	}
 	if (j->fwd.seal && srv->verifier != NULL && srv->vdns != NULL) {
 		j->need_fetch = 1;      /* the keys first, on the loop */
 		return;

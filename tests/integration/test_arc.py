@@ -564,6 +564,23 @@ def test_forward_account_foreign_mail_from(arc_env, arc_daemon, client_factory, 
     assert_dkim(arc_env, raw, ["origin.example", "example.com"])
 
 
+def test_forward_account_own_mail_keeps_the_envelope_rule(arc_env, arc_daemon,
+                                                          client_factory, tls_ctx):
+    """A forward account's own From: is not forwarded mail: its MAIL FROM
+    must be its own too, or anybody's envelope could be borrowed."""
+    d, up = arc_daemon()
+    mark = d.mark()
+    own = origin_message(subject="own mail", from_="fwd@example.com")
+    r = submit(d, client_factory, tls_ctx, own, user="fwd", password=FWD_PW,
+               mail_from=OUTSIDER)
+    assert r.code == 553 and r.enh == "5.7.1", r
+    assert "only forwarded mail keeps a foreign envelope" in str(r), r
+    d.assert_nothing_queued(since=mark)
+    _, m = relay(d, up, client_factory, tls_ctx, own, user="fwd", password=FWD_PW,
+                 mail_from="fwd@example.com")
+    assert m.mail_from == "fwd@example.com" and not arc_names(wire(m))
+
+
 def test_forward_return_path_overrides(arc_env, arc_daemon, client_factory, tls_ctx):
     rp = "bounces+fwd@example.com"
     d, up = arc_daemon(domain={"forward_return_path": rp})
