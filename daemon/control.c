@@ -67,9 +67,13 @@ static int control_status(struct control *c, int argc, char **argv,
 static int control_queue(struct control *c, int argc, char **argv,
     struct evbuffer *out, char *err, size_t errlen);
 
+static int control_reload(struct control *c, int argc, char **argv,
+    struct evbuffer *out, char *err, size_t errlen);
+
 static const struct control_verb control_verbs[] = {
 	{ "status", control_status },
 	{ "queue", control_queue },
+	{ "reload", control_reload },
 };
 
 /* control_conn_free - unlink and close one request */
@@ -316,6 +320,27 @@ control_queue(struct control *c, int argc, char **argv, struct evbuffer *out,
 	if (failed)
 		snprintf(err, errlen, "%zu done%s", done, fails);
 	return failed ? -1 : 0;
+}
+
+/* control_reload - SIGHUP's work, with its outcome for the caller */
+static int
+control_reload(struct control *c, int argc, char **argv, struct evbuffer *out,
+    char *err, size_t errlen)
+{
+	char report[CONTROL_ERR_MAX];
+
+	(void)argv;
+	if (argc != 1) {
+		snprintf(err, errlen, "usage: reload");
+		return -1;
+	}
+	log_info("reload requested by outpostctl");
+	if (server_reload(c->srv, report, sizeof(report)) < 0) {
+		snprintf(err, errlen, "not reloaded, the running settings stay: %s", report);
+		return -1;
+	}
+	evbuffer_add_printf(out, "reloaded: %s\n", report);
+	return 0;
 }
 
 /* control_answer - queue the reply; the connection closes once sent */

@@ -13,6 +13,8 @@
  *                      volume against the daily limit
  *   queue hold|release|delete|retry ID...   (scheduler_admin), and
  *   queue retry --all  every id tried; failures in one "error:" line
+ *   reload             users file, DKIM keys, suppression list
+ *                      (server_reload); errors come back as file:line
  *
  * Trust: the peer's credentials (SO_PEERCRED) must be root, the daemon's
  * own user, or a member of its group (the socket mode lets only them

@@ -120,7 +120,7 @@ static void
 main_reload(evutil_socket_t sig, short what, void *arg)
 {
 	log_info("SIGHUP: reloading the users file, DKIM keys and suppression list");
-	server_reload(&server);
+	server_reload(&server, NULL, 0);
 }
 
 /* main_pidfile - STATE_DIR/outpostd.pid, so outpostctl can signal us */

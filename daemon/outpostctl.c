@@ -97,6 +97,7 @@ static int verb_check_dns(const char *conf, int argc, char **argv);
 static int verb_check_rbl(const char *conf, int argc, char **argv);
 static int verb_lint(const char *conf, int argc, char **argv);
 static struct conf *suppress_db(const char *conf, char *path, size_t len);
+static int ctl_request(const char *conf, const char *request);
 static int verb_queue_list(const char *conf, int argc, char **argv);
 static int verb_queue_show(const char *conf, int argc, char **argv);
 static int verb_queue_summary(const char *conf, int argc, char **argv);
@@ -423,8 +424,6 @@ static int
 verb_reload(const char *conf, int argc, char **argv)
 {
 	struct conf *c;
-	char why[PATH_MAX + 128];
-	long pid;
 
 	if (argc != 1)
 		return verb_usage(argv[0]);
@@ -432,15 +431,10 @@ verb_reload(const char *conf, int argc, char **argv)
 		fprintf(stderr, "outpostctl: not reloading; the running outpostd keeps its settings\n");
 		return 1;
 	}
-	pid = signal_daemon(c->server.state_dir, why, sizeof(why));
 	conf_free(c);
-	if (pid < 0) {
-		fprintf(stderr, "outpostctl: outpostd is not running (%s)\n", why);
-		return 1;
-	}
-	printf("outpostd (pid %ld): reload of the users file, DKIM keys and "
-	    "suppression list requested; its log says how it went\n", pid);
-	return 0;
+	/* the daemon checks again and answers with what it loaded, or with
+	 * its own file:line errors (the files may change in between) */
+	return ctl_request(conf, "reload");
 }
 
 /* ctl_request - one request on the daemon's control socket; the answer's

@@ -116,7 +116,7 @@ server_suppress_reload(struct server *srv)
  * Everything is loaded first; on any error nothing changes and the
  * running set stays. Returns 0 or -1. */
 int
-server_reload(struct server *srv)
+server_reload(struct server *srv, char *report, size_t reportlen)
 {
 	struct conf *c = NULL;
 	struct auth_db *users = NULL;
@@ -143,10 +143,19 @@ server_reload(struct server *srv)
 	rc = 0;
 out:
 	fclose(errs);
+	if (report != NULL && reportlen > 0)
+		report[0] = '\0';
 	if (buf && *buf) {
-		/* one log line per reported problem */
-		for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+		/* one log line per reported problem; the first errors for the
+		 * caller, "; "-joined */
+		size_t o = 0;
+
+		for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
 			log_warn("reload: %s", line);
+			if (report != NULL && o < reportlen && strstr(line, ": warning: ") == NULL)
+				o += (size_t)snprintf(report + o, reportlen - o, "%s%s", o ? "; " : "",
+				    line);
+		}
 	}
 	free(buf);
 	if (rc < 0) {
@@ -161,6 +170,10 @@ out:
 	server_dkim_install(srv, d);
 	log_info("reload: %zu users, DKIM keys for %zu domains", users->nusers,
 	    dkim_sign_keys(d->signer)->ndomains);
+	if (report != NULL)
+		snprintf(report, reportlen, "%zu users, DKIM keys for %zu domains, %zu suppressed"
+		    " addresses", users->nusers, dkim_sign_keys(d->signer)->ndomains,
+		    suppress_count(srv->suppress));
 	conf_free(c);
 	return 0;
 }

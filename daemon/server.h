@@ -42,10 +42,12 @@ void server_dkim_release(struct server *srv, struct server_dkim *d);
 /* Load conf's DKIM keys (errors to errs as file:line); NULL on errors. */
 struct server_dkim *server_dkim_load(const struct conf *c, FILE *errs);
 void server_dkim_install(struct server *srv, struct server_dkim *d);
-/* Re-read the users file and the DKIM keys (SIGHUP); on errors the
- * running ones stay. Returns 0 or -1. The suppression list is re-read
- * too, on a read-only connection of its own (server_suppress_reload). */
-int server_reload(struct server *srv);
+/* Re-read the users file and the DKIM keys (SIGHUP, outpostctl reload);
+ * on errors the running ones stay. Returns 0 with a summary in report, or
+ * -1 with the errors ("file:line: message; ...") in report (may be
+ * NULL). The suppression list is re-read too, on a read-only connection
+ * of its own (server_suppress_reload). */
+int server_reload(struct server *srv, char *report, size_t reportlen);
 int server_suppress_reload(struct server *srv);
 
 struct server {

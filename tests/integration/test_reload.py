@@ -96,3 +96,27 @@ def test_reload_without_daemon_says_not_running(daemon_factory):
     p = ctl(d, "reload")
     assert p.returncode == 1
     assert "outpostd is not running" in p.stderr
+
+
+def test_daemon_reports_its_own_reload_errors(daemon_factory):
+    """The control socket's reload answers with the daemon's own check:
+    a file that changed after outpostctl's check is still refused, with
+    file:line, and the daemon keeps running as it was."""
+    import socket
+    d = daemon_factory()
+    lines = d.conf_path.read_text().splitlines()
+    d.conf_path.write_text("\n".join(lines + ["bogus_key = 1"]) + "\n")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(d.state_dir / "control"))
+        s.sendall(b"reload\n")
+        out = b""
+        while (b := s.recv(4096)):
+            out += b
+    text = out.decode()
+    assert text.startswith("error: not reloaded, the running settings stay: "), text
+    assert f"{d.conf_path}:{len(lines) + 1}: " in text, text
+    assert d.running()
+    d.write_config()
+    p = ctl(d, "reload")
+    assert p.returncode == 0 and p.stdout.startswith("reloaded: "), p.stdout + p.stderr
