@@ -192,6 +192,8 @@ static const struct setting settings[] = {
 	  .expect = "a comma list of DNS block list zones",
 	  .def = "zen.spamhaus.org, bl.spamcop.net, b.barracudacentral.org,"
 	  " dnsbl-1.uceprotect.net" },
+	{ SRV(check_interval), .key = "check_interval", .type = T_DUR,
+	  .def = "6h", .min = 0, .max = 30 * DAY },
 	{ SRV(default_upstream), .key = "default_upstream", .type = T_STR,
 	  .check = check_name, .expect = "an upstream name" },
 	{ SRV(unsigned_policy), .key = "unsigned", .type = T_ENUM,

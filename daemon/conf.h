@@ -157,6 +157,8 @@ struct conf_server {
 	char default_upstream[CONF_NAME_MAX]; /* default: the first upstream */
 	char rbl[CONF_RBL_MAX];     /* DNS block lists for outpostctl check rbl:
 	                             * comma list of zones */
+	long check_interval;        /* default 6h: the daemon's own check dns of
+	                             * every [domain]; 0 = never */
 	enum conf_unsigned unsigned_policy;   /* default reject (DKIM issue) */
 	char dns_server[HOST_MAX];  /* "" = system resolver; else ip[:port] */
 	int signer_threads;         /* default: number of cores */

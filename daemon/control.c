@@ -28,6 +28,7 @@
 
 #include "conf.h"
 #include "control.h"
+#include "domcheck.h"
 #include "log.h"
 #include "scheduler.h"
 #include "server.h"
@@ -166,6 +167,12 @@ control_status_text(struct control *c, struct evbuffer *out)
 		evbuffer_add_printf(out, ", oldest %s", control_fmt_dur((long)(now - q.oldest),
 		    b1, sizeof(b1)));
 	evbuffer_add_printf(out, "\n");
+	if (srv->conf->ndomains > 0) {
+		evbuffer_add_printf(out, "self-check (check dns, every %s):\n",
+		    srv->conf->server.check_interval ? control_fmt_dur(
+		    srv->conf->server.check_interval, b1, sizeof(b1)) : "never");
+		domcheck_status(srv->domcheck, out, 0);
+	}
 	for (size_t i = 0; i < scheduler_nupstreams(srv->sched); i++) {
 		const struct conf_upstream *cu;
 
@@ -249,7 +256,9 @@ control_status_json(struct control *c, struct evbuffer *out)
 		    st.jobs, cu->max_connections, st.waiting, st.thr.day_msgs,
 		    st.thr.day_limit, st.thr.day_rcpts, st.thr.day_rcpt_limit);
 	}
-	evbuffer_add_printf(out, "]}\n");
+	evbuffer_add_printf(out, "],\n \"selfcheck\": ");
+	domcheck_status(srv->domcheck, out, 1);
+	evbuffer_add_printf(out, "}\n");
 }
 
 /* control_status - "status [--json]" */

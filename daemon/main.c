@@ -35,6 +35,7 @@
 #include "control.h"
 #include "dkim_verify.h"
 #include "dmarc.h"
+#include "domcheck.h"
 #include "dns.h"
 #include "inject.h"
 #include "listener.h"
@@ -301,6 +302,7 @@ main(int argc, char **argv)
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	evsignal_add(sighup, NULL);
+	server.domcheck = domcheck_new(&server);
 	snprintf(ctlpath, sizeof(ctlpath), "%s/" CONTROL_NAME, server.conf->server.state_dir);
 	if ((server.control = control_new(&server, ctlpath, err, sizeof(err))) == NULL)
 		fatalx("control socket: %s", err);
@@ -312,6 +314,7 @@ main(int argc, char **argv)
 
 	event_base_dispatch(server.base);
 
+	domcheck_stop(server.domcheck);
 	/* Forwarded mail still waiting for DNS is answered 421 now, while
 	 * its session and listener exist. */
 	dns_free(server.vdns);
@@ -330,6 +333,7 @@ main(int argc, char **argv)
 	store_close(server.store);
 	suppress_free(server.suppress);
 	loopq_free(server.loopq);
+	domcheck_free(server.domcheck);
 	dns_free(server.dns);
 	dkim_verify_free(server.verifier);
 	dmarc_psl_free(server.psl);

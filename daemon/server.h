@@ -27,6 +27,7 @@ struct suppress;
 struct control;
 struct dkim_verifier;
 struct dmarc_psl;
+struct domcheck;
 
 /* The DKIM keys in use, shared by every signing job. A job holds a
  * reference from submission to completion (both on the loop thread), so
@@ -75,6 +76,7 @@ struct server {
 	struct dkim_verifier *verifier;
 	struct dmarc_psl *psl;
 	struct dns *vdns;
+	struct domcheck *domcheck;  /* periodic check dns; NULL in tests */
 	int nsessions;              /* open submission sessions, all listeners */
 	time_t started;
 	int stopping;               /* set on SIGTERM: no new work */

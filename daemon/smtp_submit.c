@@ -31,6 +31,7 @@
 #include "conf.h"
 #include "dkim_key.h"
 #include "dkim_sign.h"
+#include "domcheck.h"
 #include "forward.h"
 #include "log.h"
 #include "message.h"
@@ -237,6 +238,14 @@ smtp_submit_job_done(void *arg)
 	if (j->need_fetch) {
 		j->need_fetch = 0;
 		forward_fetch(&j->fwd, s->srv->vdns, smtp_submit_fwd_fetched, j);
+		return;
+	}
+	if (domcheck_refuses(s->srv->domcheck, j->info.from_domain, j->err, sizeof(j->err))) {
+		log_info("%s: reject: %s; from=<%s> user=%s", s->qid, j->err,
+		    log_esc(s->mail.addr, esc, sizeof(esc)), s->user[0] ? s->user : "-");
+		smtp_session_reply(s, "%s", j->err);
+		smtp_submit_job_free(j);
+		smtp_session_finish(s);
 		return;
 	}
 	if (j->fwd.forwarded) {
