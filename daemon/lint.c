@@ -656,6 +656,24 @@ wordch(unsigned char ch)
 	return isalnum(ch) || ch >= 0x80;
 }
 
+/* edge - a word may start (or end) between t[i - 1] and t[i]: not both
+ * word bytes, or the neighbour is UTF-8 punctuation (U+00A1..U+00BF such
+ * as the Spanish inverted marks and guillemets, U+2000..U+203F such as
+ * curly quotes) */
+static int
+edge(const char *t, size_t n, size_t i)
+{
+	const unsigned char *u = (const unsigned char *)t;
+
+	if (i == 0 || i >= n || !wordch(u[i - 1]) || !wordch(u[i]))
+		return 1;
+	if (i >= 2 && u[i - 2] == 0xc2 && u[i - 1] >= 0xa1 && u[i - 1] <= 0xbf)
+		return 1;
+	if (i >= 3 && u[i - 3] == 0xe2 && u[i - 2] == 0x80)
+		return 1;
+	return u[i] == 0xc2 || (u[i] == 0xe2 && i + 1 < n && u[i + 1] == 0x80);
+}
+
 /* The trigger words of the ERP's advice in its three languages, and the
  * phrases mail-tester and SpamAssassin rule sets share. Folded form. */
 static const char *const spam_words[] = {
@@ -687,8 +705,7 @@ count_words(const char *t, size_t n, unsigned *cnt)
 	for (size_t i = 0; i < n; i++) {
 		size_t best = 0, bw = 0;
 
-		if (i < covered ||
-		    (i > 0 && wordch((unsigned char)t[i - 1]) && wordch((unsigned char)t[i])))
+		if (i < covered || !edge(t, n, i))
 			continue;
 		for (size_t w = 0; w < ARRAY_LEN(spam_words); w++) {
 			const char *s = spam_words[w];
@@ -699,7 +716,7 @@ count_words(const char *t, size_t n, unsigned *cnt)
 			sl = strlen(s);
 			if (sl > n - i || sl <= best || memcmp(t + i, s, sl) != 0)
 				continue;
-			if (i + sl < n && wordch((unsigned char)t[i + sl]))
+			if (!edge(t, n, i + sl))
 				continue;
 			best = sl;
 			bw = w;
@@ -1162,8 +1179,9 @@ check_words(struct ctx *c, const char *subj, const struct buf *plain, const stru
 	pen = 0.5 * distinct + 0.1 * (total - distinct);
 	if (pen > 4.0)
 		pen = 4.0;
-	add(c, "spam-words", pen, "%u trigger word%s (%u in all): %s; filters count these"
-	    " against you, say it plainly", distinct, distinct == 1 ? "" : "s", total, list);
+	add(c, "spam-words", pen, "%u trigger word%s, %u time%s: %s; filters count these"
+	    " against you, say it plainly", distinct, distinct == 1 ? "" : "s", total,
+	    total == 1 ? "" : "s", list);
 }
 
 static void
