@@ -1280,7 +1280,40 @@ count_addrs(const char *v)
 	return k;
 }
 
-/* display_domain - From's display name names an address of another
+/* check_bulk - bulk-looking mail (Precedence, List-Id, many visible
+ * recipients, unsubscribe wording) needs List-Unsubscribe, and one-click
+ * (RFC 8058) with it; v is scratch space of LINT_VALUE_MAX */
+static void
+check_bulk(struct ctx *c, const struct hdr *h, char *v, const struct buf *vis)
+{
+	int unsub = hdr_get(h, "List-Unsubscribe", v, LINT_VALUE_MAX);
+	const char *why = NULL;
+	size_t rc;
+
+	if (hdr_get(h, "Precedence", v, LINT_VALUE_MAX) && (util_strcaseeq(v, "bulk") ||
+	    util_strcaseeq(v, "list") || util_strcaseeq(v, "junk")))
+		why = "Precedence: bulk";
+	else if (hdr_get(h, "List-Id", v, LINT_VALUE_MAX))
+		why = "a List-Id";
+	if (why == NULL) {
+		rc = hdr_get(h, "To", v, LINT_VALUE_MAX) ? count_addrs(v) : 0;
+		rc += hdr_get(h, "Cc", v, LINT_VALUE_MAX) ? count_addrs(v) : 0;
+		if (rc >= LINT_BULK_RCPTS)
+			why = "many recipients in To/Cc";
+	}
+	if (why == NULL && (unsub_words(&c->plain) || unsub_words(vis)))
+		why = "unsubscribe wording in the text";
+	if (why && !unsub)
+		add(c, "bulk-no-unsubscribe", 1.5, "looks bulk (%s) but has no"
+		    " List-Unsubscribe; Gmail and Yahoo require it with"
+		    " List-Unsubscribe-Post for one-click (RFC 8058)", why);
+	else if (unsub && !hdr_get(h, "List-Unsubscribe-Post", v, LINT_VALUE_MAX))
+		add(c, "no-one-click", 0.3, "List-Unsubscribe without"
+		    " List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058), which"
+		    " Gmail requires of bulk senders");
+}
+
+/* check_from - From's display name names an address of another
  * domain ("PayPal service@paypal.com" <x@evil.example>) */
 static void
 check_from(struct ctx *c, const char *from)
@@ -1404,35 +1437,7 @@ lint_message(const char *msg, size_t len, struct lint_report *r)
 		add(&c, "big-attachment", 1.5, "attachment %s%s%sof %.1f MB; over 10 MB, share a"
 		    " link instead", c.big_name[0] ? "\"" : "", c.big_name,
 		    c.big_name[0] ? "\" " : "", c.big_size / 1048576.0);
-	{
-		int bulk_hdr = 0, unsub = hdr_get(h, "List-Unsubscribe", v, LINT_VALUE_MAX);
-		const char *why = NULL;
-		size_t rc;
-
-		if (hdr_get(h, "Precedence", v, LINT_VALUE_MAX) &&
-		    (util_strcaseeq(v, "bulk") || util_strcaseeq(v, "list") ||
-		    util_strcaseeq(v, "junk")))
-			why = "Precedence: bulk", bulk_hdr = 1;
-		else if (hdr_get(h, "List-Id", v, LINT_VALUE_MAX))
-			why = "a List-Id", bulk_hdr = 1;
-		if (why == NULL) {
-			rc = hdr_get(h, "To", v, LINT_VALUE_MAX) ? count_addrs(v) : 0;
-			rc += hdr_get(h, "Cc", v, LINT_VALUE_MAX) ? count_addrs(v) : 0;
-			if (rc >= LINT_BULK_RCPTS)
-				why = "many recipients in To/Cc";
-		}
-		if (why == NULL && (unsub_words(&c.plain) || unsub_words(&hi.vis)))
-			why = "unsubscribe wording in the text";
-		(void)bulk_hdr;
-		if (why && !unsub)
-			add(&c, "bulk-no-unsubscribe", 1.5, "looks bulk (%s) but has no"
-			    " List-Unsubscribe; Gmail and Yahoo require it with"
-			    " List-Unsubscribe-Post for one-click (RFC 8058)", why);
-		else if (unsub && !hdr_get(h, "List-Unsubscribe-Post", v, LINT_VALUE_MAX))
-			add(&c, "no-one-click", 0.3, "List-Unsubscribe without"
-			    " List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058), which"
-			    " Gmail requires of bulk senders");
-	}
+	check_bulk(&c, h, v, &hi.vis);
 	if (c.too_deep || c.too_many || c.unclosed)
 		add(&c, "mime-structure", 0.5, "%s%s%s; receivers distrust broken MIME, and"
 		    " what lies beyond was not checked", c.too_deep ? "multiparts nested deeper"
