@@ -513,8 +513,13 @@ qlist_show_headers(FILE *out, const char *h, size_t len, int json)
 			fputs(first ? "" : ",", out);
 			qlist_jsonn(out, h + i, k);
 		} else {
-			fputs("  ", out);
-			qlist_esc(out, h + i, k);
+			size_t ws = 0;
+
+			/* a folded line (RFC 5322 2.2.3) shown indented, not as \x09 */
+			while (ws < k && (h[i + ws] == ' ' || h[i + ws] == '\t'))
+				ws++;
+			fputs(ws ? "      " : "  ", out);
+			qlist_esc(out, h + i + ws, k - ws);
 			fputc('\n', out);
 		}
 		first = 0;

@@ -211,7 +211,8 @@ fill(void)
 
 	/* 1: two pending recipients, an hour old, three attempts recorded */
 	m1 = msg("A00000000001", "Alice@Example.com", 3600, 0,
-	    "Subject: hello\r\nFrom: <alice@example.com>\r\n\r\nbody text\r\n");
+	    "Subject: hello\r\nFrom: <alice@example.com>\r\nX-Folded: a\r\n\tb\r\n"
+	    "\r\nbody text\r\n");
 	r = rcpt(m1, "bob@example.net", "deferred", 3, 240, "451 4.3.0 try again later");
 	rcpt(m1, "carol@Example.ORG", "queued", 0, 0, NULL);
 	event(m1, r, 3000, "deferred", "451 4.3.0 first");
@@ -341,7 +342,8 @@ test_show(void)
 	has(o, "size:      ", "show: size");
 	has(o, "flags:     -\n", "show: flags");
 	has(o, "recipients:\n  bob@example.net  deferred (3 attempts, next in 4m)", "show: recipients");
-	has(o, "headers:\n  Subject: hello\n  From: <alice@example.com>\nattempts:\n",
+	has(o, "headers:\n  Subject: hello\n  From: <alice@example.com>\n  X-Folded: a\n      b\n"
+	    "attempts:\n",
 	    "show: the header section, up to the empty line");
 	hasnt(o, "body text", "show: not the body");
 	is_int(count(o, "  bob@example.net  upstream=main relay=mx.example.net[192.0.2.25]:25"
@@ -377,7 +379,8 @@ test_show(void)
 	    "show --json: envelope");
 	has(o, "\"flags\":0,\"held\":false,\"done_at\":null,\"recipients\":[{\"address\":"
 	    "\"bob@example.net\",\"status\":\"deferred\",\"attempts\":3,", "show --json: recipients");
-	has(o, "\"body\":\"stored\",\"headers\":[\"Subject: hello\",\"From: <alice@example.com>\"],"
+	has(o, "\"body\":\"stored\",\"headers\":[\"Subject: hello\",\"From: <alice@example.com>\","
+	    "\"X-Folded: a\",\"\\\\x09b\"],"
 	    "\"headers_truncated\":false,\"attempts\":[{\"at\":", "show --json: headers");
 	has(o, "\"recipient\":\"bob@example.net\",\"upstream\":\"main\",\"relay\":"
 	    "\"mx.example.net[192.0.2.25]:25\",\"status\":\"deferred\",\"reply\":\"451 4.3.0 first\"}",
