@@ -8,8 +8,9 @@
  * literally; held marked), show (envelope, headers up to the empty line,
  * attempts, a finished message whose body is gone, unknown and malformed
  * ids), summary (domains, age columns, top 20 + other), escaping of
- * control characters and quotes, a missing queue.db, an empty file, and
- * a queue.db without the events table.
+ * control characters and quotes (also past one escaping step), a missing
+ * queue.db, an empty file, a file that is not a database, and a
+ * queue.db without the events table.
  */
 #include "config.h"
 
@@ -456,6 +457,50 @@ test_summary(void)
 	free(o);
 }
 
+/* Text longer than one escaping step comes out whole, in both forms. */
+static void
+test_long_text(void)
+{
+	char reply[1001], *o;
+	int rc;
+
+	memset(reply, '\x01', sizeof(reply) - 1);
+	reply[0] = '4';
+	reply[sizeof(reply) - 1] = '\0';
+	rcpt(msg("A00000000006", "long@example.com", 5, 0, "A: b\r\n\r\n"), "l@long.test",
+	    "deferred", 1, 60, reply);
+	o = list("long@", NULL, NULL, 0, 0, &rc);
+	is_int(count(o, "\\x01"), 999, "long reply: every byte escaped in text");
+	free(o);
+	o = list("long@", NULL, NULL, 0, 1, &rc);
+	is_int(count(o, "\\\\x01"), 999, "long reply: every byte escaped in JSON");
+	ok(clean(o), "long reply: JSON clean");
+	free(o);
+}
+
+/* Not a database: an error, not an empty queue. */
+static void
+test_junk(void)
+{
+	FILE *f = fopen(dbpath, "w");
+	char *o;
+	int rc;
+
+	fputs("this is not an SQLite database, not even close; padding padding padding"
+	    " padding padding padding padding padding padding padding\n", f);
+	fclose(f);
+	o = list(NULL, NULL, NULL, 0, 0, &rc);
+	is_int(rc, -1, "junk file: list fails");
+	free(o);
+	o = summary(0, &rc);
+	is_int(rc, -1, "junk file: summary fails");
+	free(o);
+	o = show("A00000000001", 0, &rc);
+	is_int(rc, -1, "junk file: show fails");
+	free(o);
+	unlink(dbpath);
+}
+
 /* An older or partial queue.db: no events table at all. */
 static void
 test_old_schema(void)
@@ -497,7 +542,11 @@ main(void)
 	test_list();
 	test_show();
 	test_summary();
+	test_long_text();
 	test_old_schema();
+	sqlite3_close(db);
+	db = NULL;
+	test_junk();
 	sqlite3_close(db);
 	unlink(dbpath);
 	{
