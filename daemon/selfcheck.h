@@ -50,4 +50,17 @@ void selfcheck_print(const struct selfcheck_report *r, int json, FILE *out);
 int selfcheck_failed(const struct selfcheck_report *r);
 void selfcheck_report_free(struct selfcheck_report *r);
 
+/* ---- pure helpers, exported for the unit tests ------------------------- */
+
+/* The SPF record to publish so that every address of ips (IPv4 / IPv6
+ * literals) passes: record with "ip4:A" / "ip6:A" terms inserted before
+ * its all (else before its first modifier, else at its end), or a new
+ * "v=spf1 ip4:A -all" when record is NULL or "". 0, or -1 when out is too
+ * small (out is then cut short). */
+int selfcheck_spf_suggest(const char *record, const char *const *ips, size_t n,
+    char *out, size_t outlen);
+/* The block-list query name of ip under zone: 2.0.0.127.zone (IPv4),
+ * 32 reversed nibbles (IPv6). 0, or -1 for a bad ip or a short buffer. */
+int selfcheck_rbl_name(const char *ip, const char *zone, char *out, size_t outlen);
+
 #endif
