@@ -78,7 +78,7 @@ spf_herrno(enum dns_status st, int nxdomain, size_t n)
 int
 spf_ptr_addr(const char *name, struct sockaddr_storage *ss)
 {
-	char buf[HOST_MAX], *lab[33], *p, *save = NULL;
+	char buf[HOST_MAX], *lab[34], *p, *save = NULL;
 	size_t n = 0, len;
 
 	if (util_strlcpy(buf, name, sizeof(buf)) >= sizeof(buf))
@@ -393,12 +393,12 @@ spf_mechanism(struct spf_layer *l, SPF_server_t *srv, const char *ip, const char
 }
 
 /* spf_record - the domain's v=spf1 record(s): the first into rec; how
- * many there were */
+ * many there were, or -1 after a temporary failure */
 static int
 spf_record(SPF_dns_server_t *layer, const char *domain, char *rec, size_t reclen)
 {
 	SPF_dns_rr_t *rr = spf_layer_lookup(layer, domain, ns_t_txt, 0);
-	int found = 0;
+	int found = rr->herrno == TRY_AGAIN ? -1 : 0;
 
 	rec[0] = '\0';
 	for (int i = 0; rr->herrno == NETDB_SUCCESS && i < rr->num_rr; i++) {
@@ -494,9 +494,14 @@ spf_check(const char *dns_server, const char *ip, const char *domain,
 	SPF_dns_server_t layer = { 0 };
 	SPF_server_t *srv;
 	SPF_response_t *r;
+	struct in6_addr in6;
 	int nrec, lookups;
 
 	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, ip, &in6) != 1 && inet_pton(AF_INET6, ip, &in6) != 1) {
+		util_seterr(err, errlen, "%s: not an IP address", ip);
+		return -1;
+	}
 	if ((l.d = dns_new_opts(NULL, &o, err, errlen)) == NULL)
 		return -1;
 	/* libspf2 prints warnings to stderr by default; ours are in out */
@@ -510,6 +515,16 @@ spf_check(const char *dns_server, const char *ip, const char *domain,
 	if (SPF_server_set_rec_dom(srv, SPF_REC_DOM) != SPF_E_SUCCESS)
 		fatalx("spf: out of memory");
 	nrec = spf_record(&layer, domain, out->record, sizeof(out->record));
+	if (nrec < 0) {
+		/* libspf2 would wait for the same failure again */
+		out->result = SPF_R_TEMPERROR;
+		snprintf(out->explanation, sizeof(out->explanation),
+		    "TXT lookup of %s failed", domain);
+		util_strlcpy(out->mechanism, out->explanation, sizeof(out->mechanism));
+		SPF_server_free(srv);
+		dns_free(l.d);
+		return 0;
+	}
 	if ((r = spf_eval(srv, ip, domain, helo, err, errlen)) == NULL) {
 		SPF_server_free(srv);
 		dns_free(l.d);

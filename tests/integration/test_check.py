@@ -9,13 +9,15 @@ record is named with its fix (exit 1), and once the printed fixes are
 published the same command reports all OK (exit 0).
 """
 import json
+import os
 import re
 import subprocess
 import time
 
 import pytest
 
-from conftest import OUTPOSTCTL, DNSTestServer, parse_txt_records
+from conftest import (OUTPOSTCTL, SANITIZER_IGNORE_RE, SANITIZER_RE, DNSTestServer,
+                      parse_txt_records)
 
 DOMAIN = "example.com"
 EGRESS = "203.0.113.7"
@@ -114,10 +116,13 @@ def check(conf, *args, json_out=False):
     """Run outpostctl check ARGS; -> (exit code, stdout, parsed JSON or None)."""
     cmd = [OUTPOSTCTL, "-c", str(conf), "check", *args] + (["--json"] if json_out else [])
     t0 = time.monotonic()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0"})
     assert time.monotonic() - t0 < 20, f"{cmd} took too long"
     assert p.returncode in (0, 1), f"{cmd}: exit {p.returncode}\n{p.stdout}{p.stderr}"
-    assert "ERROR: AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
+    reports = [line for line in p.stderr.splitlines()
+               if SANITIZER_RE.search(line) and not SANITIZER_IGNORE_RE.search(line)]
+    assert not reports, p.stderr
     return p.returncode, p.stdout, json.loads(p.stdout) if json_out else None
 
 
