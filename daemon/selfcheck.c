@@ -549,7 +549,16 @@ sc_dkim(struct dns *d, const struct conf *c, const char *domain, struct selfchec
 		    " (outpostctl check-config lists every error)", "the DKIM keys do not all"
 		    " load: %.*s", (int)strcspn(errtext, "\n"), errtext);
 	free(errtext);
-	if ((dd = dkim_key_find(ks, domain)) == NULL || dd->nkeys == 0) {
+	dd = dkim_key_find(ks, domain);
+	if (dd == NULL && conf_domain_find(c, domain) == NULL) {
+		snprintf(fix, sizeof(fix), "add [domain %s] with its dkim_key to check its keys",
+		    domain);
+		sc_add(r, SELFCHECK_INFO, "dkim", fix, "%s is no [domain] of this configuration:"
+		    " DKIM keys not checked", domain);
+		dkim_key_free(ks);
+		return;
+	}
+	if (dd == NULL || dd->nkeys == 0) {
 		snprintf(fix, sizeof(fix), "outpostctl dkim keygen %s SELECTOR, add the"
 		    " dkim_key line it prints to [domain %s], reload, and publish the TXT"
 		    " record it prints", domain, domain);

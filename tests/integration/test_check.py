@@ -295,12 +295,14 @@ def test_dmarc_records(setup, dns, record, level, words):
 
 
 def test_dmarc_from_organizational_domain(setup, dns):
-    """news.example.com has no record: the organizational domain's applies."""
+    """news.example.com has no record: the organizational domain's applies.
+    It is no [domain] of the config, so its keys are not checked."""
     dns.records[f"news.{DOMAIN}"] = {"TXT": [f"v=spf1 ip4:{EGRESS} -all"],
                                      "MX": [(10, f"mx.{DOMAIN}")]}
     rc, _, doc = check(setup(), "dns", f"news.{DOMAIN}", json_out=True)
     f = one(doc, "dmarc", "OK")
     assert f"_dmarc.{DOMAIN}: p=reject" in f["text"] and "organizational" in f["text"]
+    assert "no [domain]" in one(doc, "dkim", "INFO")["text"]
 
 
 def test_ptr_missing_and_unknown_egress(setup, dns):
