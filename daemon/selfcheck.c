@@ -120,6 +120,7 @@ sc_add(struct selfcheck_report *r, enum selfcheck_level lv, const char *check,
 
 /* ---- DNS answers ------------------------------------------------------- */
 
+/* sc_strs_set - status and reason of an answer */
 static void
 sc_strs_set(struct sc_strs *s, enum dns_status st, const char *errstr)
 {
@@ -127,6 +128,7 @@ sc_strs_set(struct sc_strs *s, enum dns_status st, const char *errstr)
 	util_strlcpy(s->err, errstr, sizeof(s->err));
 }
 
+/* sc_txt_cb - TXT records copied (the first SC_TXT_MAX) */
 static void
 sc_txt_cb(enum dns_status st, const char *errstr, const struct dns_txt *txt, size_t n,
     void *arg)
@@ -138,6 +140,7 @@ sc_txt_cb(enum dns_status st, const char *errstr, const struct dns_txt *txt, siz
 		s->v[s->n++] = xstrndup(txt[i].data, txt[i].len);
 }
 
+/* sc_names_cb - PTR names copied */
 static void
 sc_names_cb(enum dns_status st, const char *errstr, const char *const *names, size_t n,
     void *arg)
@@ -149,6 +152,7 @@ sc_names_cb(enum dns_status st, const char *errstr, const char *const *names, si
 		s->v[s->n++] = xstrdup(names[i]);
 }
 
+/* sc_strs_free - the copied strings freed */
 static void
 sc_strs_free(struct sc_strs *s)
 {
@@ -157,6 +161,7 @@ sc_strs_free(struct sc_strs *s)
 	s->n = 0;
 }
 
+/* sc_mx_cb - MX hosts copied, lowest preference first */
 static void
 sc_mx_cb(enum dns_status st, const char *errstr, const struct dns_mx *mx, size_t n,
     void *arg)
@@ -171,6 +176,7 @@ sc_mx_cb(enum dns_status st, const char *errstr, const struct dns_mx *mx, size_t
 	}
 }
 
+/* sc_addrs_cb - addresses as text */
 static void
 sc_addrs_cb(int err, const char *errstr, const struct sockaddr_storage *addrs,
     size_t naddrs, void *arg)
@@ -227,6 +233,7 @@ sc_private(const char *ip)
 	return 1;
 }
 
+/* sc_addr_add - one sending address, once */
 static void
 sc_addr_add(struct sc_addr *out, size_t *n, const char *ip,
     const struct conf_upstream *up, int from_host)
@@ -314,6 +321,7 @@ sc_quote(const char *s, char *out, size_t outlen)
 	}
 }
 
+/* selfcheck_spf_suggest - the SPF record that lets ips pass */
 int
 selfcheck_spf_suggest(const char *record, const char *const *ips, size_t n, char *out,
     size_t outlen)
@@ -585,6 +593,7 @@ sc_dkim(struct dns *d, const struct conf *c, const char *domain, struct selfchec
 
 /* ---- DMARC ------------------------------------------------------------- */
 
+/* sc_dmarc_found - a valid record: OK, or WARN for p=none */
 static void
 sc_dmarc_found(const struct dmarc_record *rec, const char *at, const char *domain,
     struct selfcheck_report *r)
@@ -665,6 +674,7 @@ sc_dmarc(struct dns *d, const char *domain, struct sc_strs *own, struct selfchec
 
 /* ---- MX, PTR, MTA-STS, TLS-RPT ----------------------------------------- */
 
+/* sc_mx_report - MX present, none, or null (RFC 7505) */
 static void
 sc_mx_report(const char *domain, const struct sc_mx *m, struct selfcheck_report *r)
 {
@@ -790,6 +800,7 @@ sc_domain_ok(const char *s)
 	    == len;
 }
 
+/* selfcheck_dns - every check of one domain */
 int
 selfcheck_dns(const struct conf *c, const char *domain, struct selfcheck_report *r,
     char *err, size_t errlen)
@@ -840,6 +851,7 @@ selfcheck_dns(const struct conf *c, const char *domain, struct selfcheck_report 
 
 /* ---- block lists ------------------------------------------------------- */
 
+/* selfcheck_rbl_name - the reversed query name (RFC 5782 2.1, 2.4) */
 int
 selfcheck_rbl_name(const char *ip, const char *zone, char *out, size_t outlen)
 {
@@ -919,6 +931,7 @@ sc_rbl_one(const char *ip, const char *zone, const struct sc_addrs *a,
 	    reason);
 }
 
+/* selfcheck_rbl - each address under each [server] rbl zone */
 int
 selfcheck_rbl(const struct conf *c, const char *ip, struct selfcheck_report *r,
     char *err, size_t errlen)
@@ -981,6 +994,7 @@ selfcheck_rbl(const struct conf *c, const char *ip, struct selfcheck_report *r,
 
 /* ---- output ------------------------------------------------------------ */
 
+/* selfcheck_print - text (fix indented below its finding) or JSON */
 void
 selfcheck_print(const struct selfcheck_report *r, int json, FILE *out)
 {
@@ -1021,6 +1035,7 @@ selfcheck_print(const struct selfcheck_report *r, int json, FILE *out)
 	    count[SELFCHECK_OK]);
 }
 
+/* selfcheck_failed - 1 when any finding is FAIL */
 int
 selfcheck_failed(const struct selfcheck_report *r)
 {
@@ -1030,6 +1045,7 @@ selfcheck_failed(const struct selfcheck_report *r)
 	return 0;
 }
 
+/* selfcheck_report_free - the findings freed; r reusable */
 void
 selfcheck_report_free(struct selfcheck_report *r)
 {

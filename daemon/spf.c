@@ -174,6 +174,7 @@ spf_strings(struct spf_pending *p, enum dns_status st, const char *errstr,
 	p->done = 1;
 }
 
+/* spf_txt_cb - a TXT answer for libspf2 */
 static void
 spf_txt_cb(enum dns_status st, const char *errstr, const struct dns_txt *txt, size_t n,
     void *arg)
@@ -188,6 +189,7 @@ spf_txt_cb(enum dns_status st, const char *errstr, const struct dns_txt *txt, si
 	spf_strings(arg, st, errstr, s, lens, n < DNS_TXT_MAX ? n : DNS_TXT_MAX);
 }
 
+/* spf_mx_cb - an MX answer: the hosts (null MX dropped) */
 static void
 spf_mx_cb(enum dns_status st, const char *errstr, const struct dns_mx *mx, size_t n,
     void *arg)
@@ -199,6 +201,7 @@ spf_mx_cb(enum dns_status st, const char *errstr, const struct dns_mx *mx, size_
 	spf_strings(arg, st, errstr, s, NULL, n < DNS_MX_MAX ? n : DNS_MX_MAX);
 }
 
+/* spf_names_cb - a PTR answer: the names */
 static void
 spf_names_cb(enum dns_status st, const char *errstr, const char *const *names, size_t n,
     void *arg)
@@ -485,6 +488,7 @@ spf_messages(SPF_response_t *r, struct spf_outcome *out)
 	}
 }
 
+/* spf_check - one evaluation on a fresh resolver and libspf2 server */
 int
 spf_check(const char *dns_server, const char *ip, const char *domain,
     const char *helo, struct spf_outcome *out, char *err, size_t errlen)
@@ -568,6 +572,7 @@ spf_check(const char *dns_server, const char *ip, const char *domain,
 	return 0;
 }
 
+/* spf_result_name - RFC 7208 2.6 name of a result */
 const char *
 spf_result_name(enum spf_result r)
 {

@@ -12,6 +12,10 @@
  * libspf2 goes on to TXT at once.
  *
  * Input trusted: none; records come from DNS and libspf2 parses them.
+ *
+ * Process-wide side effect: spf_check() sets libspf2's warning and info
+ * handlers to NULL, since what they would print to stderr is returned in
+ * struct spf_outcome instead.
  */
 #ifndef OUTPOST_SPF_H
 #define OUTPOST_SPF_H
