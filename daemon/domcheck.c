@@ -50,13 +50,34 @@ domcheck_apply(void *arg)
 	free(p);
 }
 
+/* domcheck_line - text for one log line: line breaks (a multi-line DNS
+ * record in a fix) become spaces, the rest is escaped (TXT records come
+ * from the Internet) */
+static const char *
+domcheck_line(const char *text, char *buf, size_t len)
+{
+	char flat[SELFCHECK_FIX_MAX];
+	size_t o = 0;
+
+	for (; *text && o + 1 < sizeof(flat); text++) {
+		if (*text == '\n' || *text == '\r' || *text == '\t') {
+			if (o > 0 && flat[o - 1] != ' ')
+				flat[o++] = ' ';
+		} else if (*text != ' ' || (o > 0 && flat[o - 1] != ' ')) {
+			flat[o++] = *text;
+		}
+	}
+	flat[o] = '\0';
+	return log_esc(flat, buf, len);
+}
+
 /* domcheck_one - check one domain, log what fails, summarise */
 static void
 domcheck_one(struct domcheck *dc, size_t idx, struct domcheck_result *out)
 {
 	const char *name = dc->conf->domains[idx].name;
 	struct selfcheck_report r;
-	char err[256];
+	char err[256], t[SELFCHECK_TEXT_MAX * 4 + 1], fx[SELFCHECK_FIX_MAX * 4 + 1];
 
 	memset(out, 0, sizeof(*out));
 	memset(&r, 0, sizeof(r));
@@ -78,11 +99,12 @@ domcheck_one(struct domcheck *dc, size_t idx, struct domcheck_result *out)
 			if (out->first_fail[0] == '\0')
 				snprintf(out->first_fail, sizeof(out->first_fail), "%.15s: %.400s",
 				    f->check, f->text);
-			log_warn("selfcheck %s: FAIL %s: %s; fix: %s", name, f->check, f->text,
-			    f->fix);
+			log_warn("selfcheck %s: FAIL %s: %s; fix: %s", name, f->check,
+			    domcheck_line(f->text, t, sizeof(t)), domcheck_line(f->fix, fx, sizeof(fx)));
 		} else if (f->level == SELFCHECK_WARN) {
 			out->nwarn++;
-			log_info("selfcheck %s: WARN %s: %s", name, f->check, f->text);
+			log_info("selfcheck %s: WARN %s: %s", name, f->check,
+			    domcheck_line(f->text, t, sizeof(t)));
 		} else {
 			out->nok++;
 		}
