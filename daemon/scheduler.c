@@ -41,7 +41,10 @@
  * choose; Postfix also sends none by default). A null-sender message
  * never gets a DSN (RFC 3464 2): its failure is a postmaster alert
  * ("double-bounce"). Policy and blocklist refusals alert too.
- * the store learns nothing of a delivery before its reply came back, so
+ * sched_notify.c writes the DSNs and alerts and keeps the suppression
+ * and soft-bounce records; sched_admin.c carries out the queue tools;
+ * scheduler_int.h has what the three files share.
+ * The store learns nothing of a delivery before its reply came back, so
  * a crash in between sends the message again (RELIABILITY Q3).
  *
  * Input trusted: queue rows from our own store; upstream replies were
@@ -52,21 +55,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <event2/event.h>
 #include <openssl/rand.h>
 
-#include "alert.h"
 #include "bounce.h"
 #include "classify.h"
 #include "conf.h"
-#include "inject.h"
 #include "log.h"
 #include "scheduler.h"
+#include "scheduler_int.h"
 #include "server.h"
-#include "smtp_parse.h"
 #include "store.h"
 #include "suppress.h"
 #include "throttle.h"
@@ -75,88 +75,13 @@
 
 #define SCHED_DOWN_MAX 600      /* longest an unreachable upstream is avoided */
 #define SCHED_ROUTE_MAX 8       /* upstreams tried in turn for one domain */
-#define SCHED_DSN_MAX 16
 #define SCHED_SAVE_EVERY 10     /* seconds between saves of changed counters */
 #define SCHED_DOMAINS_STACK 16  /* recipient domains without a malloc */
 #define SCHED_COUNTERS_MAGIC "outpost-counters 1"
 
-struct sched_rcpt {
-	int64_t id;
-	char *addr;
-	int attempts;
-	time_t next_attempt;
-	int notify;                 /* SMTP_NOTIFY_* */
-	char *orcpt;                /* "rfc822;addr" or NULL */
-	int delay_notified;
-};
-
-struct sched_up;
-
-struct sched_msg {
-	int64_t id;
-	char queue_id[QUEUE_ID_LEN + 1];
-	char *sender;
-	time_t received_at;
-	size_t size;
-	int body_8bit;
-	int smtputf8;
-	int ret;                    /* SMTP_RET_* */
-	char *envid;                /* or NULL */
-	struct sched_rcpt *rcpts;   /* pending only */
-	size_t nrcpt;
-	double due;                 /* heap key: earliest next_attempt, or
-	                             * when its domain's pacing lets it go */
-	int in_flight;
-	struct sched_up *up;
-	struct sched_msg *bnext;    /* blocked FIFO link */
-	int held;                   /* outpostctl queue hold: not scheduled */
-	struct sched_msg *aprev, *anext;    /* every message in memory */
-};
-
-/* One upstream and the messages due for it that had to wait. */
-struct sched_up {
-	struct scheduler *s;
-	struct upstream *u;
-	const struct conf_upstream *cu;
-	int loading;                /* store reads under way */
-	struct sched_msg *bhead, *btail;
-	time_t down_until;          /* unreachable: avoid until then */
-	long down_wait;             /* current avoidance, doubled on repeats */
-	struct throttle *thr;       /* pacing toward this upstream */
-	double thr_until;           /* FIFO head held by throttling until then */
-	int thr_dirty;              /* day counters changed since saved */
-};
-
-/* One attempt: the job handed to the upstream and what it points at. */
-struct sched_job {
-	struct upstream_job job;
-	struct scheduler *s;
-	struct sched_msg *m;
-	char *data;
-	size_t *ridx;               /* job recipient -> index in m->rcpts */
-};
-
-struct scheduler {
-	struct server *srv;
-	const struct conf *conf;
-	struct sched_up *ups;
-	size_t nups;
-	struct sched_msg **heap;
-	size_t nheap, capheap;
-	size_t nmsgs;               /* all messages in memory */
-	size_t inflight;            /* loading or at an upstream */
-	struct event *timer;
-	time_t saved_at;            /* last save of the day counters */
-	uint64_t rng;               /* xorshift64 state for retry jitter */
-	struct suppress *soft;      /* recipients failing temporarily */
-	struct sched_msg *all;      /* every message in memory (queue tools) */
-	int stopping;
-	int freeing;
-};
-
-/* sched_less - heap order: due time, then id (stable, oldest first) */
-static int
-sched_less(const struct sched_msg *a, const struct sched_msg *b)
+/* scheduler_less - heap order: due time, then id (stable, oldest first) */
+int
+scheduler_less(const struct sched_msg *a, const struct sched_msg *b)
 {
 	return a->due < b->due || (a->due == b->due && a->id < b->id);
 }
@@ -174,7 +99,7 @@ sched_heap_push(struct scheduler *s, struct sched_msg *m)
 	i = s->nheap++;
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
-		if (!sched_less(m, s->heap[p]))
+		if (!scheduler_less(m, s->heap[p]))
 			break;
 		s->heap[i] = s->heap[p];
 		i = p;
@@ -196,11 +121,11 @@ sched_heap_pop(struct scheduler *s)
 	while (s->nheap > 0) {
 		size_t l = 2 * i + 1, r = l + 1, min = i;
 		const struct sched_msg *cur = last;
-		if (l < s->nheap && sched_less(s->heap[l], cur)) {
+		if (l < s->nheap && scheduler_less(s->heap[l], cur)) {
 			min = l;
 			cur = s->heap[l];
 		}
-		if (r < s->nheap && sched_less(s->heap[r], cur))
+		if (r < s->nheap && scheduler_less(s->heap[r], cur))
 			min = r;
 		if (min == i)
 			break;
@@ -312,7 +237,6 @@ sched_can_start(struct sched_up *up)
 	    (size_t)up->loading + upstream_inflight(up->u) < (size_t)max;
 }
 
-static void sched_arm(struct scheduler *s);
 static void sched_data_cb(int err, char *data, size_t len, void *arg);
 
 /* sched_now_real - wall clock with fractions: throttling and delay= */
@@ -403,9 +327,9 @@ sched_start(struct scheduler *s, struct sched_msg *m)
 	store_load_data(s->srv->store, m->id, sched_data_cb, m);
 }
 
-/* sched_forget - a message leaves memory: unlink, count, free */
-static void
-sched_forget(struct scheduler *s, struct sched_msg *m)
+/* scheduler_forget - a message leaves memory: unlink, count, free */
+void
+scheduler_forget(struct scheduler *s, struct sched_msg *m)
 {
 	if (m->aprev)
 		m->aprev->anext = m->anext;
@@ -417,9 +341,9 @@ sched_forget(struct scheduler *s, struct sched_msg *m)
 	sched_msg_free(m);
 }
 
-/* sched_requeue - back into the heap (not in flight any more) */
-static void
-sched_requeue(struct scheduler *s, struct sched_msg *m)
+/* scheduler_requeue - back into the heap (not in flight any more) */
+void
+scheduler_requeue(struct scheduler *s, struct sched_msg *m)
 {
 	if (m->held)
 		return;         /* stays in memory, off the schedule */
@@ -448,7 +372,7 @@ sched_drain_blocked(struct sched_up *up)
 		m->bnext = NULL;
 		if (down) {
 			/* its upstream went down while it waited: route again */
-			sched_requeue(up->s, m);
+			scheduler_requeue(up->s, m);
 		} else if (g == GATE_DOMAIN) {
 			sched_heap_push(up->s, m);      /* due = its domain's turn */
 		} else {
@@ -510,12 +434,12 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 	}
-	sched_arm(s);
+	scheduler_arm(s);
 }
 
-/* sched_arm - wake at the next due time, at least every scan_interval */
-static void
-sched_arm(struct scheduler *s)
+/* scheduler_arm - wake at the next due time, at least every scan_interval */
+void
+scheduler_arm(struct scheduler *s)
 {
 	long interval = s->conf->queue.scan_interval > 0 ? s->conf->queue.scan_interval : 1;
 	struct timeval tv;
@@ -541,10 +465,10 @@ sched_arm(struct scheduler *s)
 	evtimer_add(s->timer, &tv);
 }
 
-/* sched_dsn - enhanced status for the log: the reply's own, with the
+/* scheduler_dsn - enhanced status for the log: the reply's own, with the
  * class of the outcome (RFC 3463 2), else class.0.0 */
-static void
-sched_dsn(const char *reply, int cls, char *dsn, size_t len)
+void
+scheduler_dsn(const char *reply, int cls, char *dsn, size_t len)
 {
 	const char *p = reply;
 	size_t n = 0;
@@ -673,265 +597,6 @@ sched_succeeded(struct sched_up *up)
 		    sched_rate_str(after.rate_current, r2, sizeof(r2)));
 }
 
-/* One recipient's outcome that a DSN or an alert reports. */
-struct sched_note {
-	size_t ri;                  /* index in m->rcpts */
-	const char *reply;          /* the job's reply line */
-	char status[SCHED_DSN_MAX]; /* RFC 3463 code */
-	enum classify_class cls;
-};
-
-/* A DSN being queued: for the log line once it has its queue id. */
-struct sched_dsn_job {
-	char qid[QUEUE_ID_LEN + 1];
-	enum bounce_kind kind;
-};
-
-/* sched_dsn_queued - inject's answer: one Postfix-worded line */
-static void
-sched_dsn_queued(int err, const char *queue_id, void *arg)
-{
-	struct sched_dsn_job *dj = arg;
-	const char *what = dj->kind == BOUNCE_DELAYED ? "delay" : "non-delivery";
-
-	if (err == STORE_OK)
-		log_info("%s: sender %s notification: %s", dj->qid, what, queue_id);
-	else
-		log_err("%s: sender %s notification not queued (error %d)", dj->qid,
-		    what, err);
-	free(dj);
-}
-
-/* sched_remote_mta - the upstream's host name out of "host[ip]:port";
- * "" for the maildir upstream or no connection */
-static void
-sched_remote_mta(const char *relay, char *host, size_t len)
-{
-	size_t n = strcspn(relay, "[");
-
-	host[0] = '\0';
-	if (strncmp(relay, "maildir:", 8) == 0 || relay[n] != '[' || n == 0 || n >= len)
-		return;
-	memcpy(host, relay, n);
-	host[n] = '\0';
-}
-
-/* sched_wants_dsn - RFC 3461 4.1: NOTIFY=NEVER never; no NOTIFY means
- * FAILURE (and, by our choice, no delay notices); otherwise as listed */
-static int
-sched_wants_dsn(int notify, enum bounce_kind kind)
-{
-	if (notify & SMTP_NOTIFY_NEVER)
-		return 0;
-	if (kind == BOUNCE_DELAYED)
-		return (notify & SMTP_NOTIFY_DELAY) != 0;
-	return notify == 0 || (notify & SMTP_NOTIFY_FAILURE) != 0;
-}
-
-/* sched_send_dsn - one DSN of this kind for the noted recipients that
- * asked for it, to the original sender, from <> */
-static void
-sched_send_dsn(struct scheduler *s, const struct sched_msg *m, const struct sched_job *sj,
-    const struct sched_note *notes, size_t n, enum bounce_kind kind, time_t now)
-{
-	const struct conf *c = s->conf;
-	struct bounce_rcpt *br;
-	struct bounce_params p;
-	struct sched_dsn_job *dj;
-	char host[UPSTREAM_RELAY_MAX], err[BOUNCE_ERR_MAX], **diag;
-	const char *rcpt[1] = { m->sender };
-	char *out = NULL;
-	size_t outlen = 0, k = 0;
-
-	if (n == 0 || s->srv->signer == NULL)   /* no signer: unit tests */
-		return;
-	br = xcalloc(n, sizeof(*br));
-	diag = xcalloc(n, sizeof(*diag));
-	sched_remote_mta(sj->job.relay, host, sizeof(host));
-	for (size_t i = 0; i < n && k < BOUNCE_RCPTS_MAX; i++) {
-		const struct sched_rcpt *r = &m->rcpts[notes[i].ri];
-
-		if (!sched_wants_dsn(r->notify, kind))
-			continue;
-		br[k].final_rcpt = r->addr;
-		/* ORCPT is kept as "rfc822;addr"; bounce wants the address */
-		if (r->orcpt != NULL && strncasecmp(r->orcpt, "rfc822;", 7) == 0)
-			br[k].orcpt = r->orcpt + 7;
-		br[k].status = notes[i].status;
-		br[k].remote_mta = host[0] ? host : NULL;
-		diag[k] = xasprintf("smtp; %s", notes[i].reply);
-		br[k].diagnostic = diag[k];
-		br[k].last_attempt = now;
-		if (kind == BOUNCE_DELAYED)
-			br[k].will_retry_until = m->received_at + c->queue.max_lifetime;
-		k++;
-	}
-	if (k > 0) {
-		memset(&p, 0, sizeof(p));
-		p.hostname = c->server.hostname;
-		p.sender = m->sender;
-		p.orig = sj->data;
-		p.orig_len = sj->job.len;
-		p.ret = m->ret == SMTP_RET_FULL ? BOUNCE_RET_FULL :
-		    m->ret == SMTP_RET_HDRS ? BOUNCE_RET_HDRS : BOUNCE_RET_UNSET;
-		p.envid = m->envid;
-		p.arrival = m->received_at;
-		p.queue_id = m->queue_id;
-		p.kind = kind;
-		p.rcpts = br;
-		p.nrcpts = k;
-		p.now = now;
-		if (bounce_build(&p, &out, &outlen, err, sizeof(err)) == -1) {
-			log_err("%s: cannot build the DSN: %s", m->queue_id, err);
-		} else {
-			dj = xcalloc(1, sizeof(*dj));
-			util_strlcpy(dj->qid, m->queue_id, sizeof(dj->qid));
-			dj->kind = kind;
-			inject_message(s->srv, "", rcpt, 1, out, outlen, STORE_FLAG_DSN,
-			    sched_dsn_queued, dj);
-		}
-	}
-	for (size_t i = 0; i < k; i++)
-		free(diag[i]);
-	free(diag);
-	free(br);
-}
-
-/* sched_double_bounce - a null-sender message failed: no DSN about a
- * DSN (RFC 3464 2, RELIABILITY D2), postmaster hears of it instead */
-static void
-sched_double_bounce(struct scheduler *s, const struct sched_msg *m,
-    const struct sched_note *notes, size_t n)
-{
-	char *details = xasprintf("queue id %s", m->queue_id), *more;
-
-	for (size_t i = 0; i < n; i++) {
-		more = xasprintf("%s\nrecipient <%s>: %s", details, m->rcpts[notes[i].ri].addr,
-		    notes[i].reply);
-		free(details);
-		details = more;
-	}
-	alert_raise(s->srv->alert, "double-bounce",
-	    "a null-sender message could not be delivered", details, NULL);
-	free(details);
-}
-
-/* sched_policy_alerts - SPF/DKIM/DMARC and blocklist refusals are the
- * admin's to fix (DNS, reputation): one alert cause per recipient
- * domain or per upstream, rate-limited by alert.c */
-static void
-sched_policy_alerts(struct scheduler *s, const struct sched_msg *m,
-    const struct sched_note *notes, size_t n)
-{
-	const char *from_dom = util_addr_domain(m->sender);
-	char advice[CLASSIFY_ADVICE_MAX];
-
-	for (size_t i = 0; i < n; i++) {
-		enum classify_class cls = notes[i].cls;
-		const char *to_dom = util_addr_domain(m->rcpts[notes[i].ri].addr);
-		char *cause, *summary, *details;
-
-		if (!classify_alerts(cls))
-			continue;
-		classify_advice(cls, from_dom, advice, sizeof(advice));
-		if (cls == CLASSIFY_POLICY_AUTH)
-			cause = xasprintf("policy:%s", to_dom);
-		else
-			cause = xasprintf("blocklist:%s", upstream_name(m->up->u));
-		summary = xasprintf("mail from %s to %s refused: %s",
-		    *from_dom ? from_dom : "<>", to_dom, advice);
-		details = xasprintf("queue id %s, recipient <%s>: %s", m->queue_id,
-		    m->rcpts[notes[i].ri].addr, notes[i].reply);
-		alert_raise(s->srv->alert, cause, summary, details, advice);
-		free(cause);
-		free(summary);
-		free(details);
-	}
-}
-
-/* sched_suppress_addr - refuse addr at RCPT from now on: in memory for
- * the next RCPT, in queue.db for the next start */
-static void
-sched_suppress_addr(struct scheduler *s, const struct sched_msg *m, const char *addr,
-    const char *reason, const char *reply, time_t now)
-{
-	long ttl = s->conf->queue.suppress_expiry;
-	time_t expires = ttl > 0 ? now + ttl : 0;
-	char esc[ADDR_MAX * 4 + 1], resc[SUPPRESS_REPLY_MAX * 4 + 1];
-
-	store_suppress_add(s->srv->store, addr, reason, reply, expires);
-	if (s->srv->suppress != NULL)
-		suppress_add(s->srv->suppress, addr, reason, reply, now, expires);
-	log_info("%s: to=<%s> suppressed (%s: %s)", m->queue_id,
-	    log_esc(addr, esc, sizeof(esc)), reason, log_esc(reply, resc, sizeof(resc)));
-}
-
-/* sched_suppress - a bad mailbox (RFC 3463 X.1.1 and friends) is not
- * worth another try. Policy and blocklist refusals are the sender's
- * problem and never suppress. */
-static void
-sched_suppress(struct scheduler *s, struct sched_msg *m,
-    const struct sched_note *notes, size_t n, time_t now)
-{
-	for (size_t i = 0; i < n; i++)
-		if (classify_suppresses(notes[i].cls))
-			sched_suppress_addr(s, m, m->rcpts[notes[i].ri].addr,
-			    classify_name(notes[i].cls), notes[i].reply, now);
-}
-
-/* sched_is_soft - a temporary failure of the mailbox itself: RFC 3463
- * X.1.x (address) or X.2.x (mailbox full, disabled for now), or a bare
- * 450 "mailbox unavailable" (RFC 5321 4.2.3). The local 4.4.x of a
- * failed connection and throttling are not the recipient's doing. */
-static int
-sched_is_soft(const struct upstream_rcpt *ur)
-{
-	char dsn[SCHED_DSN_MAX];
-
-	if (ur->code / 100 != 4)
-		return 0;
-	sched_dsn(ur->reply, 4, dsn, sizeof(dsn));
-	if ((dsn[2] == '1' || dsn[2] == '2') && dsn[3] == '.')
-		return 1;
-	return ur->code == 450 && strcmp(dsn, "4.0.0") == 0 &&
-	    strncmp(ur->reply, "450 4.0.0", 9) != 0;
-}
-
-/* sched_soft - one more soft failure of addr: soft_bounce_limit of them
- * across at least soft_bounce_period, with no delivery in between, make
- * the address as dead for the receivers as a 5.1.1 does */
-static void
-sched_soft(struct scheduler *s, const struct sched_msg *m, const char *addr,
-    const char *reply, time_t now)
-{
-	const struct conf_queue *q = &s->conf->queue;
-	const struct suppress_entry *e;
-	char esc[ADDR_MAX * 4 + 1];
-
-	if (q->soft_bounce_limit <= 0 ||
-	    (e = suppress_soft_note(s->soft, addr, reply, now, q->soft_bounce_period)) == NULL)
-		return;
-	if (e->count < (unsigned)q->soft_bounce_limit ||
-	    now - e->first_seen < q->soft_bounce_period) {
-		store_soft_put(s->srv->store, addr, e->count, e->first_seen, e->last_seen,
-		    reply);
-		return;
-	}
-	log_info("%s: to=<%s> failed temporarily %u times in %lds", m->queue_id,
-	    log_esc(addr, esc, sizeof(esc)), e->count, (long)(now - e->first_seen));
-	sched_suppress_addr(s, m, addr, "soft-bounce", reply, now);
-	suppress_remove(s->soft, addr);
-	store_soft_put(s->srv->store, addr, 0, 0, 0, NULL);
-}
-
-/* sched_soft_clear - a delivery ends addr's run of soft failures */
-static void
-sched_soft_clear(struct scheduler *s, const char *addr)
-{
-	if (suppress_count(s->soft) > 0 && suppress_remove(s->soft, addr))
-		store_soft_put(s->srv->store, addr, 0, 0, 0, NULL);
-}
-
 /* sched_done - the upstream answered for every recipient of the job */
 static void
 sched_done(struct upstream_job *job, void *arg)
@@ -956,7 +621,7 @@ sched_done(struct upstream_job *job, void *arg)
 	if (s->freeing) {
 		/* shutdown: the store keeps the old state; retried at start */
 		sched_job_free(sj);
-		sched_forget(s, m);
+		scheduler_forget(s, m);
 		return;
 	}
 	sched_up_result(m->up, job);
@@ -999,10 +664,10 @@ sched_done(struct upstream_job *job, void *arg)
 			cls = 4;
 		if (cls == 2) {
 			sent = 1;
-			sched_soft_clear(s, r->addr);
+			sched_notify_soft_clear(s, r->addr);
 		} else if (cls == 4 && !throttled && !failover && !job->unreachable &&
-		    sched_is_soft(ur)) {
-			sched_soft(s, m, r->addr, ur->reply, now);
+		    sched_notify_is_soft(ur)) {
+			sched_notify_soft(s, m, r->addr, ur->reply, now);
 		}
 		/* Every answer is an attempt, whatever its class: the store's
 		 * attempts is the total, also for 'sent' and 'bounced'. */
@@ -1034,7 +699,7 @@ sched_done(struct upstream_job *job, void *arg)
 		if (cls == 4 && strcmp(status, "bounced") == 0)
 			util_strlcpy(dsn, "4.4.7", sizeof(dsn));  /* delivery time expired */
 		else
-			sched_dsn(ur->reply, cls, dsn, sizeof(dsn));
+			scheduler_dsn(ur->reply, cls, dsn, sizeof(dsn));
 		log_info("%s: to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)%s",
 		    m->queue_id, log_esc(r->addr, esc, sizeof(esc)),
 		    job->relay[0] ? job->relay : "none", delay, dsn, status,
@@ -1058,7 +723,7 @@ sched_done(struct upstream_job *job, void *arg)
 			nt->cls = cls == 5 ? sched_classify(ur) : CLASSIFY_TEMPORARY;
 		} else if (strcmp(status, "deferred") == 0 && !r->delay_notified &&
 		    now - m->received_at >= q->delay_warning && m->sender[0] != '\0' &&
-		    sched_wants_dsn(r->notify, BOUNCE_DELAYED)) {
+		    sched_notify_wants_dsn(r->notify, BOUNCE_DELAYED)) {
 			/* RELIABILITY D3: one delay notice per recipient, ever */
 			struct sched_note *nt = &delayed[ndelayed++];
 
@@ -1071,13 +736,13 @@ sched_done(struct upstream_job *job, void *arg)
 		}
 	}
 	if (nfailed > 0 && m->sender[0] == '\0') {
-		sched_double_bounce(s, m, failed, nfailed);
+		sched_notify_double_bounce(s, m, failed, nfailed);
 	} else {
-		sched_send_dsn(s, m, sj, failed, nfailed, BOUNCE_FAILED, now);
-		sched_send_dsn(s, m, sj, delayed, ndelayed, BOUNCE_DELAYED, now);
+		sched_notify_send_dsn(s, m, sj, failed, nfailed, BOUNCE_FAILED, now);
+		sched_notify_send_dsn(s, m, sj, delayed, ndelayed, BOUNCE_DELAYED, now);
 	}
-	sched_policy_alerts(s, m, failed, nfailed);
-	sched_suppress(s, m, failed, nfailed, now);
+	sched_notify_policy_alerts(s, m, failed, nfailed);
+	sched_notify_suppress(s, m, failed, nfailed, now);
 	free(failed);
 	free(delayed);
 	/* keep only the recipients still pending */
@@ -1097,13 +762,13 @@ sched_done(struct upstream_job *job, void *arg)
 	free(gone);
 	sched_job_free(sj);
 	if (keep == 0) {
-		sched_forget(s, m);
+		scheduler_forget(s, m);
 	} else {
-		sched_requeue(s, m);
+		scheduler_requeue(s, m);
 	}
 	for (size_t i = 0; i < s->nups; i++)
 		sched_drain_blocked(&s->ups[i]);
-	sched_arm(s);
+	scheduler_arm(s);
 }
 
 /* sched_data_cb - the body is here: build the job with the due recipients */
@@ -1123,7 +788,7 @@ sched_data_cb(int err, char *data, size_t len, void *arg)
 		m->in_flight = 0;
 		s->inflight--;
 		if (s->freeing) {
-			sched_forget(s, m);
+			scheduler_forget(s, m);
 			return;
 		}
 		if (err || data == NULL) {
@@ -1136,8 +801,8 @@ sched_data_cb(int err, char *data, size_t len, void *arg)
 				if (m->rcpts[i].next_attempt < now + wait)
 					m->rcpts[i].next_attempt = now + wait;
 		}
-		sched_requeue(s, m);
-		sched_arm(s);
+		scheduler_requeue(s, m);
+		scheduler_arm(s);
 		return;
 	}
 	sj = xcalloc(1, sizeof(*sj));
@@ -1158,8 +823,8 @@ sched_data_cb(int err, char *data, size_t len, void *arg)
 		m->in_flight = 0;
 		s->inflight--;
 		sched_job_free(sj);
-		sched_requeue(s, m);
-		sched_arm(s);
+		scheduler_requeue(s, m);
+		scheduler_arm(s);
 		return;
 	}
 	sj->job.nrcpt = n;
@@ -1211,7 +876,7 @@ sched_add_msg(struct scheduler *s, const struct store_qmsg *qm)
 	}
 	m->up = sched_route(s, m->sender);
 	s->nmsgs++;
-	sched_requeue(s, m);
+	scheduler_requeue(s, m);
 }
 
 /* sched_counters_encode - the day counters as text lines, for the store:
@@ -1430,7 +1095,7 @@ scheduler_load(struct scheduler *s)
 		return -1;
 	if (store_load_queue(s->srv->store, sched_load_cb, &l) != 0)
 		return -1;
-	sched_arm(s);
+	scheduler_arm(s);
 	return l.n;
 }
 
@@ -1441,7 +1106,7 @@ scheduler_add(struct scheduler *s, const struct store_qmsg *m)
 	if (s->freeing)
 		return;
 	sched_add_msg(s, m);
-	sched_arm(s);
+	scheduler_arm(s);
 }
 
 /* scheduler_pending - messages in memory */
@@ -1508,170 +1173,6 @@ scheduler_queue_status(const struct scheduler *s, struct scheduler_queue_status 
 	q->inflight = s->inflight;
 }
 
-/* ---- outpostctl queue hold|release|delete|retry ---------------------- */
-
-/* sched_heap_fix - restore heap order around index i */
-static void
-sched_heap_fix(struct scheduler *s, size_t i)
-{
-	struct sched_msg *m = s->heap[i];
-
-	while (i > 0 && sched_less(m, s->heap[(i - 1) / 2])) {
-		s->heap[i] = s->heap[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, min = i;
-		const struct sched_msg *cur = m;
-
-		if (l < s->nheap && sched_less(s->heap[l], cur)) {
-			min = l;
-			cur = s->heap[l];
-		}
-		if (r < s->nheap && sched_less(s->heap[r], cur))
-			min = r;
-		if (min == i)
-			break;
-		s->heap[i] = s->heap[min];
-		i = min;
-	}
-	s->heap[i] = m;
-}
-
-/* sched_detach - take a waiting message out of the heap or its
- * upstream's FIFO (a linear search: for the queue tools only) */
-static void
-sched_detach(struct scheduler *s, struct sched_msg *m)
-{
-	for (size_t i = 0; i < s->nheap; i++) {
-		if (s->heap[i] != m)
-			continue;
-		s->heap[i] = s->heap[--s->nheap];
-		if (i < s->nheap)
-			sched_heap_fix(s, i);
-		return;
-	}
-	for (size_t k = 0; k < s->nups; k++) {
-		struct sched_up *up = &s->ups[k];
-		struct sched_msg *prev = NULL;
-
-		for (struct sched_msg *b = up->bhead; b; prev = b, b = b->bnext) {
-			if (b != m)
-				continue;
-			if (prev)
-				prev->bnext = b->bnext;
-			else
-				up->bhead = b->bnext;
-			if (up->btail == b)
-				up->btail = prev;
-			b->bnext = NULL;
-			return;
-		}
-	}
-}
-
-/* sched_find - the message with this queue id (case ignored), or NULL */
-static struct sched_msg *
-sched_find(const struct scheduler *s, const char *queue_id)
-{
-	for (struct sched_msg *m = s->all; m; m = m->anext)
-		if (strcasecmp(m->queue_id, queue_id) == 0)
-			return m;
-	return NULL;
-}
-
-/* sched_retry_now - every pending recipient due now */
-static void
-sched_retry_now(struct sched_msg *m, time_t now)
-{
-	for (size_t i = 0; i < m->nrcpt; i++)
-		m->rcpts[i].next_attempt = now;
-}
-
-/* scheduler_admin - one queue tool action on one message */
-int
-scheduler_admin(struct scheduler *s, enum scheduler_admin_op op, const char *queue_id,
-    char *why, size_t len)
-{
-	static const char *const names[] = { "held", "released", "deleted", "retried" };
-	struct sched_msg *m = sched_find(s, queue_id);
-
-	if (m == NULL) {
-		snprintf(why, len, "not in the queue (delivered, bounced or never queued)");
-		return -1;
-	}
-	switch (op) {
-	case SCHED_ADMIN_HOLD:
-		if (m->held) {
-			snprintf(why, len, "already held");
-			return -1;
-		}
-		m->held = 1;
-		if (!m->in_flight)
-			sched_detach(s, m);
-		store_admin(s->srv->store, m->id, STORE_FLAG_HELD, 0, 0);
-		break;
-	case SCHED_ADMIN_RELEASE:
-		if (!m->held) {
-			snprintf(why, len, "not held");
-			return -1;
-		}
-		m->held = 0;
-		store_admin(s->srv->store, m->id, 0, STORE_FLAG_HELD, 0);
-		if (!m->in_flight)
-			sched_requeue(s, m);
-		break;
-	case SCHED_ADMIN_RETRY:
-		if (m->held) {
-			snprintf(why, len, "held; release it first");
-			return -1;
-		}
-		sched_retry_now(m, util_now());
-		if (!m->in_flight) {
-			sched_detach(s, m);
-			sched_requeue(s, m);
-		}
-		break;
-	case SCHED_ADMIN_DELETE:
-		if (m->in_flight) {
-			snprintf(why, len, "being delivered right now; try again in a moment");
-			return -1;
-		}
-		if (!m->held)
-			sched_detach(s, m);
-		store_admin(s->srv->store, m->id, 0, 0, 1);
-		break;
-	}
-	log_info("%s: %s by outpostctl", m->queue_id,
-	    (size_t)op < ARRAY_LEN(names) ? names[op] : "changed");
-	if (op == SCHED_ADMIN_DELETE)
-		sched_forget(s, m);
-	sched_arm(s);
-	return 0;
-}
-
-/* scheduler_retry_all - every waiting message due now (a flush) */
-size_t
-scheduler_retry_all(struct scheduler *s)
-{
-	time_t now = util_now();
-	size_t n = 0;
-
-	for (struct sched_msg *m = s->all; m; m = m->anext) {
-		if (m->held)
-			continue;
-		sched_retry_now(m, now);
-		if (!m->in_flight) {
-			sched_detach(s, m);
-			sched_requeue(s, m);
-		}
-		n++;
-	}
-	log_info("queue flushed by outpostctl: %zu messages due now", n);
-	sched_arm(s);
-	return n;
-}
-
 /* scheduler_stop - start nothing new; close idle connections */
 void
 scheduler_stop(struct scheduler *s)
@@ -1701,11 +1202,11 @@ scheduler_free(struct scheduler *s)
 	for (size_t i = 0; i < s->nups; i++)
 		upstream_free(s->ups[i].u);
 	while ((m = sched_heap_pop(s)) != NULL)
-		sched_forget(s, m);
+		scheduler_forget(s, m);
 	for (size_t i = 0; i < s->nups; i++) {
 		while ((m = s->ups[i].bhead) != NULL) {
 			s->ups[i].bhead = m->bnext;
-			sched_forget(s, m);
+			scheduler_forget(s, m);
 		}
 	}
 	/* held ones are in neither; in-flight ones are left to the exit */
@@ -1714,7 +1215,7 @@ scheduler_free(struct scheduler *s)
 		struct sched_msg *next = m->anext;
 
 		if (!m->in_flight)
-			sched_forget(s, m);
+			scheduler_forget(s, m);
 		m = next;
 	}
 	/* Messages whose body read is still queued at the store are left
