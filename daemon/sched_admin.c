@@ -25,34 +25,6 @@
 #include "store.h"
 #include "util.h"
 
-/* sched_admin_heap_fix - restore heap order around index i */
-static void
-sched_admin_heap_fix(struct scheduler *s, size_t i)
-{
-	struct sched_msg *m = s->heap[i];
-
-	while (i > 0 && scheduler_less(m, s->heap[(i - 1) / 2])) {
-		s->heap[i] = s->heap[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, min = i;
-		const struct sched_msg *cur = m;
-
-		if (l < s->nheap && scheduler_less(s->heap[l], cur)) {
-			min = l;
-			cur = s->heap[l];
-		}
-		if (r < s->nheap && scheduler_less(s->heap[r], cur))
-			min = r;
-		if (min == i)
-			break;
-		s->heap[i] = s->heap[min];
-		i = min;
-	}
-	s->heap[i] = m;
-}
-
 /* sched_admin_detach - take a waiting message out of the heap or its
  * upstream's FIFO (a linear search: for the queue tools only) */
 static void
@@ -63,7 +35,7 @@ sched_admin_detach(struct scheduler *s, struct sched_msg *m)
 			continue;
 		s->heap[i] = s->heap[--s->nheap];
 		if (i < s->nheap)
-			sched_admin_heap_fix(s, i);
+			scheduler_heap_fix(s, i);
 		return;
 	}
 	for (size_t k = 0; k < s->nups; k++) {
@@ -95,12 +67,17 @@ sched_admin_find(const struct scheduler *s, const char *queue_id)
 	return NULL;
 }
 
-/* sched_admin_retry_now - every pending recipient due now */
+/* sched_admin_retry_now - every pending recipient due now, and the
+ * message back in the heap in its new place unless it is at an upstream */
 static void
-sched_admin_retry_now(struct sched_msg *m, time_t now)
+sched_admin_retry_now(struct scheduler *s, struct sched_msg *m, time_t now)
 {
 	for (size_t i = 0; i < m->nrcpt; i++)
 		m->rcpts[i].next_attempt = now;
+	if (!m->in_flight) {
+		sched_admin_detach(s, m);
+		scheduler_requeue(s, m);
+	}
 }
 
 /* scheduler_admin - one queue tool action on one message */
@@ -141,11 +118,7 @@ scheduler_admin(struct scheduler *s, enum scheduler_admin_op op, const char *que
 			snprintf(why, len, "held; release it first");
 			return -1;
 		}
-		sched_admin_retry_now(m, util_now());
-		if (!m->in_flight) {
-			sched_admin_detach(s, m);
-			scheduler_requeue(s, m);
-		}
+		sched_admin_retry_now(s, m, util_now());
 		break;
 	case SCHED_ADMIN_DELETE:
 		if (m->in_flight) {
@@ -175,11 +148,7 @@ scheduler_retry_all(struct scheduler *s)
 	for (struct sched_msg *m = s->all; m; m = m->anext) {
 		if (m->held)
 			continue;
-		sched_admin_retry_now(m, now);
-		if (!m->in_flight) {
-			sched_admin_detach(s, m);
-			scheduler_requeue(s, m);
-		}
+		sched_admin_retry_now(s, m, now);
 		n++;
 	}
 	log_info("queue flushed by outpostctl: %zu messages due now", n);

@@ -107,20 +107,21 @@ sched_heap_push(struct scheduler *s, struct sched_msg *m)
 	s->heap[i] = m;
 }
 
-/* sched_heap_pop - remove the earliest and sift down */
-static struct sched_msg *
-sched_heap_pop(struct scheduler *s)
+/* scheduler_heap_fix - restore heap order around index i (sift up,
+ * then down) */
+void
+scheduler_heap_fix(struct scheduler *s, size_t i)
 {
-	struct sched_msg *top, *last;
-	size_t i = 0;
+	struct sched_msg *m = s->heap[i];
 
-	if (s->nheap == 0)
-		return NULL;
-	top = s->heap[0];
-	last = s->heap[--s->nheap];
-	while (s->nheap > 0) {
+	while (i > 0 && scheduler_less(m, s->heap[(i - 1) / 2])) {
+		s->heap[i] = s->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, min = i;
-		const struct sched_msg *cur = last;
+		const struct sched_msg *cur = m;
+
 		if (l < s->nheap && scheduler_less(s->heap[l], cur)) {
 			min = l;
 			cur = s->heap[l];
@@ -132,8 +133,22 @@ sched_heap_pop(struct scheduler *s)
 		s->heap[i] = s->heap[min];
 		i = min;
 	}
+	s->heap[i] = m;
+}
+
+/* sched_heap_pop - remove the earliest: the last goes to the top and
+ * sinks to its place */
+static struct sched_msg *
+sched_heap_pop(struct scheduler *s)
+{
+	struct sched_msg *top;
+
+	if (s->nheap == 0)
+		return NULL;
+	top = s->heap[0];
+	s->heap[0] = s->heap[--s->nheap];
 	if (s->nheap > 0)
-		s->heap[i] = last;
+		scheduler_heap_fix(s, 0);
 	return top;
 }
 

@@ -118,6 +118,8 @@ struct sched_note {
 int scheduler_less(const struct sched_msg *a, const struct sched_msg *b);
 void scheduler_forget(struct scheduler *s, struct sched_msg *m);
 void scheduler_requeue(struct scheduler *s, struct sched_msg *m);
+/* Restore heap order around index i after its entry changed. */
+void scheduler_heap_fix(struct scheduler *s, size_t i);
 void scheduler_arm(struct scheduler *s);
 void scheduler_dsn(const char *reply, int cls, char *dsn, size_t len);
 
