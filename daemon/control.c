@@ -32,6 +32,7 @@
 #include "log.h"
 #include "scheduler.h"
 #include "server.h"
+#include "upstream.h"
 #include "util.h"
 
 #define CONTROL_ARGS_MAX 16
@@ -153,7 +154,7 @@ control_status_text(struct control *c, struct evbuffer *out)
 	struct scheduler_queue_status q;
 	struct scheduler_up_status st;
 	time_t now = util_now();
-	char b1[64], b2[64], reason[THROTTLE_REASON_MAX * 4 + 1];
+	char b1[64], b2[64], reason[UPSTREAM_REPLY_MAX * 4 + 1];
 
 	scheduler_queue_status(srv->sched, &q);
 	evbuffer_add_printf(out, "outpostd %s, pid %ld, up %s, hostname %s\n", PACKAGE_VERSION,
@@ -202,6 +203,12 @@ control_status_text(struct control *c, struct evbuffer *out)
 			    st.thr.throttle_events == 1 ? "" : "s");
 		evbuffer_add_printf(out, "  connections: %zu busy of %d; %zu message%s waiting\n",
 		    st.jobs, cu->max_connections, st.waiting, st.waiting == 1 ? "" : "s");
+		evbuffer_add_printf(out, "  since start: %lu recipients delivered, %lu not\n",
+		    st.sent, st.failed);
+		if (st.last_error_at)
+			evbuffer_add_printf(out, "  last error: %s (%s ago)\n",
+			    log_esc(st.last_error, reason, sizeof(reason)), control_fmt_dur(
+			    (long)(now - st.last_error_at), b1, sizeof(b1)));
 		evbuffer_add_printf(out, "  last 24h: %lu messages", st.thr.day_msgs);
 		if (st.thr.day_limit)
 			evbuffer_add_printf(out, " of %lu allowed", st.thr.day_limit);
@@ -221,7 +228,7 @@ control_status_json(struct control *c, struct evbuffer *out)
 	struct scheduler_up_status st;
 	time_t now = util_now();
 	char j1[HOST_MAX * 2 + 8], j2[PATH_MAX * 2 + 8];
-	char esc[THROTTLE_REASON_MAX * 4 + 1], jr[sizeof(esc) * 2 + 8];
+	char esc[UPSTREAM_REPLY_MAX * 4 + 1], jr[sizeof(esc) * 2 + 8];
 
 	scheduler_queue_status(srv->sched, &q);
 	evbuffer_add_printf(out, "{\"version\": \"%s\", \"pid\": %ld, \"started\": %lld,"
@@ -250,6 +257,10 @@ control_status_json(struct control *c, struct evbuffer *out)
 		    st.thr.suspended_until > (double)now ? st.thr.suspended_until : 0.0,
 		    util_json_str(log_esc(st.thr.reason, esc, sizeof(esc)), jr, sizeof(jr)),
 		    st.thr.throttle_events, st.thr.cooldown);
+		evbuffer_add_printf(out, " \"sent\": %lu, \"failed\": %lu, \"last_error\": %s,"
+		    " \"last_error_at\": %lld,", st.sent, st.failed,
+		    util_json_str(log_esc(st.last_error, esc, sizeof(esc)), jr, sizeof(jr)),
+		    (long long)st.last_error_at);
 		evbuffer_add_printf(out, " \"connections\": %zu, \"max_connections\": %d,"
 		    " \"waiting\": %zu, \"day_messages\": %lu, \"day_limit\": %lu,"
 		    " \"day_recipients\": %lu, \"day_recipient_limit\": %lu}",

@@ -242,6 +242,21 @@ sched_up_result(struct sched_up *up, const struct upstream_job *job)
 	    "unreachable", up->down_wait);
 }
 
+/* sched_up_outcome - counts and the latest error, for status */
+static void
+sched_up_outcome(struct sched_up *up, const struct upstream_job *job, time_t now)
+{
+	for (size_t i = 0; i < job->nrcpt; i++) {
+		if (job->rcpts[i].code / 100 == 2) {
+			up->sent++;
+			continue;
+		}
+		up->failed++;
+		util_strlcpy(up->last_error, job->rcpts[i].reply, sizeof(up->last_error));
+		up->last_error_at = now;
+	}
+}
+
 /* sched_can_start - the upstream would take a job now */
 static int
 sched_can_start(struct sched_up *up)
@@ -640,6 +655,7 @@ sched_done(struct upstream_job *job, void *arg)
 		return;
 	}
 	sched_up_result(m->up, job);
+	sched_up_outcome(m->up, job, now);
 	/* Straight to another upstream only if one is up: with all of them
 	 * down, the retry schedule paces the attempts. */
 	alt = job->unreachable ? sched_route(s, m->sender) : NULL;
@@ -1160,6 +1176,10 @@ scheduler_upstream_status(struct scheduler *s, size_t i,
 	for (m = up->bhead; m; m = m->bnext)
 		st->waiting++;
 	throttle_state(up->thr, sched_now_real(), &st->thr);
+	st->last_error = up->last_error;
+	st->last_error_at = up->last_error_at;
+	st->sent = up->sent;
+	st->failed = up->failed;
 }
 
 /* sched_count_msg - one message into the queue counts */

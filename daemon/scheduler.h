@@ -41,6 +41,10 @@ struct scheduler_up_status {
 	size_t jobs;                /* at the upstream (connections busy) */
 	size_t waiting;             /* due, held by its throttle or pool */
 	struct throttle_status thr;
+	const char *last_error;     /* latest non-2xx answer (upstream text,
+	                             * untrusted), "" if none */
+	time_t last_error_at;
+	unsigned long sent, failed; /* recipients since start */
 };
 /* The queue in memory: messages with pending recipients. */
 struct scheduler_queue_status {

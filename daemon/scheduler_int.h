@@ -77,6 +77,9 @@ struct sched_up {
 	struct throttle *thr;       /* pacing toward this upstream */
 	double thr_until;           /* FIFO head held by throttling until then */
 	int thr_dirty;              /* day counters changed since saved */
+	char last_error[UPSTREAM_REPLY_MAX];    /* latest non-2xx answer */
+	time_t last_error_at;       /* 0: none since start */
+	unsigned long sent, failed; /* recipients since start: 2xx, other */
 };
 
 /* One attempt: the job handed to the upstream and what it points at. */

@@ -64,6 +64,11 @@ def test_hold_release_delete_retry(daemon_factory, plain_upstream, client_factor
     for q in (a, b, c):
         d.wait_log(rf"{q}: to=<bob@example\.net>.*status=deferred")
 
+    st = json.loads(subprocess.run([OUTPOSTCTL, "-c", str(d.conf_path), "status", "--json"],
+                                   capture_output=True, text=True, timeout=30).stdout)
+    main = st["upstreams"][0]
+    assert main["failed"] == 3 and main["sent"] == 0, main
+    assert main["last_error"] == "451 4.3.0 Temporary local problem" and main["last_error_at"]
     assert ctl(d, "queue", "hold", a) == f"{a}: held\n"
     d.wait_log(rf"{a}: held by outpostctl")
     assert held_count(d) == 1
