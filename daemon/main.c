@@ -120,7 +120,7 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 static void
 main_reload(evutil_socket_t sig, short what, void *arg)
 {
-	log_info("SIGHUP: reloading the users file, DKIM keys and suppression list");
+	log_info("SIGHUP: reloading the configuration, users file, DKIM keys and suppression list");
 	server_reload(&server, NULL, 0);
 }
 
@@ -350,5 +350,6 @@ main(int argc, char **argv)
 	auth_free(server.users);
 	log_info("stopped");
 	conf_free(server.conf);
+	server_retired_free(&server);
 	return 0;
 }

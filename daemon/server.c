@@ -1,8 +1,9 @@
 /*
  * server - helpers over the daemon's shared state (server.h): the
- * reference-counted DKIM key set, and reloading the parts of the
- * configuration that can change without a restart (users file, DKIM keys)
- * and the suppression list that outpostctl edits in queue.db.
+ * reference-counted DKIM key set, and reloading the configuration (new
+ * sessions take it; what the listeners, upstreams, queue and threads were
+ * built from waits for a restart), the users file, the DKIM keys, and the
+ * suppression list that outpostctl edits in queue.db.
  *
  * Everything here runs on the loop thread.
  */
@@ -21,6 +22,92 @@
 #include "store.h"
 #include "suppress.h"
 #include "util.h"
+
+/* server_restart_only - settings the running threads, sockets and queue
+ * were built from keep their running values in the new config, so
+ * nothing disagrees with them; each one that differs is logged once.
+ * Returns how many differed. */
+static int
+server_restart_only(struct conf *nc, const struct conf *oc)
+{
+	struct conf_server *n = &nc->server;
+	const struct conf_server *o = &oc->server;
+	int changed = 0;
+
+#define KEEP_STR(f, what) do { if (strcmp(n->f, o->f) != 0) { \
+	log_warn("reload: %s changed; takes effect at the next start", what); changed++; \
+	util_strlcpy(n->f, o->f, sizeof(n->f)); } } while (0)
+#define KEEP_VAL(f, what) do { if (memcmp(&n->f, &o->f, sizeof(n->f)) != 0) { \
+	log_warn("reload: %s changed; takes effect at the next start", what); changed++; \
+	n->f = o->f; } } while (0)
+	KEEP_STR(state_dir, "[server] state_dir");
+	KEEP_STR(dns_server, "[server] dns_server");
+	KEEP_STR(default_upstream, "[server] default_upstream");
+	KEEP_VAL(signer_threads, "[server] signer_threads");
+	KEEP_VAL(check_interval, "[server] check_interval");
+	KEEP_VAL(user_rate, "[server] user_rate");
+	KEEP_VAL(user_daily_limit, "[server] user_daily_limit");
+#undef KEEP_STR
+#undef KEEP_VAL
+	/* Listeners, upstreams and the queue live on in the objects made from
+	 * the old config (sockets, TLS contexts, pools, the scheduler). */
+	if (nc->nlistens != oc->nlistens)
+		changed++, log_warn("reload: [listen] sections changed; take effect at the next start");
+	for (size_t i = 0; i < nc->nlistens && i < oc->nlistens; i++) {
+		const struct conf_listen *a = &nc->listens[i], *b = &oc->listens[i];
+
+		if (strcmp(a->name, b->name) != 0 || strcmp(a->host, b->host) != 0 ||
+		    a->port != b->port || a->tls != b->tls || a->auth != b->auth ||
+		    strcmp(a->cert, b->cert) != 0 || strcmp(a->key, b->key) != 0 ||
+		    a->forward != b->forward) {
+			log_warn("reload: [listen %s] changed; takes effect at the next start",
+			    a->name);
+			changed++;
+		}
+	}
+	if (nc->nupstreams != oc->nupstreams)
+		changed++, log_warn("reload: [upstream] sections changed; take effect at the next"
+		    " start");
+	for (size_t i = 0; i < nc->nupstreams && i < oc->nupstreams; i++) {
+		const struct conf_upstream *a = &nc->upstreams[i], *b = &oc->upstreams[i];
+
+		if (strcmp(a->name, b->name) != 0 || strcmp(a->host, b->host) != 0 ||
+		    a->port != b->port || strcmp(a->maildir, b->maildir) != 0 ||
+		    memcmp(&a->rate, &b->rate, sizeof(a->rate)) != 0 ||
+		    a->daily_limit != b->daily_limit ||
+		    a->max_connections != b->max_connections ||
+		    strcmp(a->username, b->username) != 0) {
+			log_warn("reload: [upstream %s] changed; takes effect at the next start",
+			    a->name);
+			changed++;
+		}
+	}
+	if (memcmp(&nc->queue, &oc->queue, sizeof(nc->queue)) != 0) {
+		log_warn("reload: [queue] changed; takes effect at the next start");
+		changed++;
+	}
+	return changed;
+}
+
+/* server_retire - the replaced config stays allocated until exit:
+ * sessions, pool jobs and the scheduler still point into it */
+static void
+server_retire(struct server *srv, struct conf *old)
+{
+	srv->retired = xreallocarray(srv->retired, srv->nretired + 1, sizeof(*srv->retired));
+	srv->retired[srv->nretired++] = old;
+}
+
+/* server_retired_free - at exit */
+void
+server_retired_free(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nretired; i++)
+		conf_free(srv->retired[i]);
+	free(srv->retired);
+	srv->retired = NULL;
+	srv->nretired = 0;
+}
 
 /* server_dkim_hold - a reference to the current keys for one job */
 struct server_dkim *
@@ -124,7 +211,7 @@ server_reload(struct server *srv, char *report, size_t reportlen)
 	char *buf = NULL;
 	size_t buflen = 0;
 	FILE *errs = open_memstream(&buf, &buflen);
-	int nerr = 0, rc = -1;
+	int nerr = 0, rc = -1, restart;
 
 	if (errs == NULL)
 		return -1;
@@ -159,7 +246,7 @@ out:
 	}
 	free(buf);
 	if (rc < 0) {
-		log_err("reload: %s has errors; keeping the running users and DKIM keys",
+		log_err("reload: %s has errors; keeping the running configuration, users and DKIM keys",
 		    srv->conf->path);
 		auth_free(users);
 		conf_free(c);
@@ -168,12 +255,18 @@ out:
 	auth_free(srv->users);
 	srv->users = users;
 	server_dkim_install(srv, d);
+	/* New sessions take the new config; what only a restart changes
+	 * keeps its running value. */
+	restart = server_restart_only(c, srv->conf);
+	server_retire(srv, srv->conf);
+	srv->conf = c;
+	c = NULL;
 	log_info("reload: %zu users, DKIM keys for %zu domains", users->nusers,
 	    dkim_sign_keys(d->signer)->ndomains);
 	if (report != NULL)
-		snprintf(report, reportlen, "%zu users, DKIM keys for %zu domains, %zu suppressed"
-		    " addresses", users->nusers, dkim_sign_keys(d->signer)->ndomains,
-		    suppress_count(srv->suppress));
-	conf_free(c);
+		snprintf(report, reportlen, "config, %zu users, DKIM keys for %zu domains, %zu"
+		    " suppressed addresses%s", users->nusers, dkim_sign_keys(d->signer)->ndomains,
+		    suppress_count(srv->suppress), restart ? "; some changes need a restart (see"
+		    " the log)" : "");
 	return 0;
 }

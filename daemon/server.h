@@ -49,6 +49,8 @@ void server_dkim_install(struct server *srv, struct server_dkim *d);
  * NULL). The suppression list is re-read too, on a read-only connection
  * of its own (server_suppress_reload). */
 int server_reload(struct server *srv, char *report, size_t reportlen);
+/* Free the configs reloads replaced (at exit, after everything else). */
+void server_retired_free(struct server *srv);
 int server_suppress_reload(struct server *srv);
 
 struct server {
@@ -77,6 +79,8 @@ struct server {
 	struct dmarc_psl *psl;
 	struct dns *vdns;
 	struct domcheck *domcheck;  /* periodic check dns; NULL in tests */
+	struct conf **retired;      /* configs replaced by reloads, freed at exit */
+	size_t nretired;
 	int nsessions;              /* open submission sessions, all listeners */
 	time_t started;
 	int stopping;               /* set on SIGTERM: no new work */

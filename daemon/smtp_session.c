@@ -196,10 +196,10 @@ smtp_session_sender_ok(const struct session *s, const char *addr)
 	/* A trusted device without AUTH may send as the office's domains
 	 * (those with a [domain] section), so a compromised printer cannot
 	 * spoof anybody else; with no [domain] at all, any sender. */
-	if (s->srv->conf->ndomains == 0)
+	if (s->conf->ndomains == 0)
 		return 1;
 	dom = util_addr_domain(addr);
-	return *dom && conf_domain_find(s->srv->conf, dom) != NULL;
+	return *dom && conf_domain_find(s->conf, dom) != NULL;
 }
 
 /* session_forwarder - a forwarding or list account, or a listener where
@@ -218,7 +218,7 @@ session_forwarder(const struct session *s)
 static void
 cmd_helo(struct session *s, const char *args, int esmtp)
 {
-	const struct conf *c = s->srv->conf;
+	const struct conf *c = s->conf;
 
 	if (!smtp_helo_valid(args)) {
 		smtp_session_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
@@ -424,11 +424,11 @@ session_auth_result(struct session *s, int ok, const char *name)
 	    s->id, s->ip, log_esc(name, esc, sizeof(esc)), s->auth_failures);
 	/* Repeated failures end the connection, counted on this connection
 	 * and across all connections from the same address (S10). */
-	if (s->auth_failures >= s->srv->conf->server.auth_max_failures ||
+	if (s->auth_failures >= s->conf->server.auth_max_failures ||
 	    auth_penalty_count(s->srv->penalty, s->ip, util_now()) >
-	    s->srv->conf->server.auth_max_failures) {
+	    s->conf->server.auth_max_failures) {
 		smtp_session_reply(s, "421 4.7.0 %s Too many authentication failures; closing",
-		    s->srv->conf->server.hostname);
+		    s->conf->server.hostname);
 		session_close(s);
 		return;
 	}
@@ -484,7 +484,7 @@ auth_job_done(void *arg)
 	/* Slow down guessing from this address: the delay grows with the
 	 * recent failures of the IP, whatever connection they came on. */
 	delay = (long)auth_penalty_count(s->srv->penalty, s->ip, util_now()) *
-	    s->srv->conf->server.auth_failure_delay;
+	    s->conf->server.auth_failure_delay;
 	if (delay > SESSION_AUTH_DELAY_MAX)
 		delay = SESSION_AUTH_DELAY_MAX;
 	if (delay > 0) {
@@ -522,7 +522,7 @@ session_auth_check(struct session *s, const char *name, const char *pass)
 static void
 cmd_mail(struct session *s, const char *args)
 {
-	const struct conf *c = s->srv->conf;
+	const struct conf *c = s->conf;
 	char err[SMTP_ERR_MAX], esc[ADDR_MAX * 4];
 
 	if (!session_may_submit(s)) {
@@ -568,7 +568,7 @@ cmd_mail(struct session *s, const char *args)
 static int
 session_user_allowed(struct session *s)
 {
-	const struct conf_server *cs = &s->srv->conf->server;
+	const struct conf_server *cs = &s->conf->server;
 	struct timespec ts;
 	char esc[AUTH_NAME_MAX * 4 + 1];
 	int alert = 0;
@@ -658,9 +658,9 @@ cmd_rcpt(struct session *s, const char *args)
 		s->nbad++;
 		return;
 	}
-	if (s->nrcpt >= (size_t)s->srv->conf->server.max_recipients) {
+	if (s->nrcpt >= (size_t)s->conf->server.max_recipients) {
 		smtp_session_reply(s, "452 4.5.3 Too many recipients (limit %d)",
-		    s->srv->conf->server.max_recipients);
+		    s->conf->server.max_recipients);
 		return;
 	}
 	if (session_suppressed(s, r.addr))
@@ -693,10 +693,10 @@ cmd_data(struct session *s, const char *args)
 		smtp_session_reply(s, "503 5.5.1 Need RCPT command first");
 		return;
 	}
-	smtp_data_init(&s->data, s->srv->conf->server.max_message_size);
+	smtp_data_init(&s->data, s->conf->server.max_message_size);
 	s->data_since_renew = 0;
 	smtp_session_set_state(s, ST_DATA);
-	smtp_session_deadline(s, s->srv->conf->server.timeout_data);
+	smtp_session_deadline(s, s->conf->server.timeout_data);
 	smtp_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -824,11 +824,11 @@ smtp_session_finish(struct session *s)
 		return;
 	}
 	if (s->srv->stopping) {
-		smtp_session_reply(s, "421 4.3.2 %s Service shutting down", s->srv->conf->server.hostname);
+		smtp_session_reply(s, "421 4.3.2 %s Service shutting down", s->conf->server.hostname);
 		session_close(s);
 		return;
 	}
-	smtp_session_deadline(s, s->srv->conf->server.timeout_command);
+	smtp_session_deadline(s, s->conf->server.timeout_command);
 	session_process(s);
 }
 
@@ -855,7 +855,7 @@ session_data_scan(struct session *s)
 		/* The deadline is renewed by progress, not by any read: a
 		 * client trickling a byte at a time cannot hold the slot. */
 		s->data_since_renew = 0;
-		smtp_session_deadline(s, s->srv->conf->server.timeout_data);
+		smtp_session_deadline(s, s->conf->server.timeout_data);
 	}
 	return end;
 }
@@ -955,11 +955,11 @@ session_process(struct session *s)
 			session_command(s, line);
 			if (!s->busy && s->state != ST_DATA && s->state != ST_CLOSING &&
 			    s->state != ST_TLS)
-				smtp_session_deadline(s, s->srv->conf->server.timeout_command);
+				smtp_session_deadline(s, s->conf->server.timeout_command);
 		}
 		if (s->nbad >= SESSION_BAD_MAX && s->state != ST_CLOSING) {
 			smtp_session_reply(s, "421 4.7.0 %s Too many errors; closing",
-			    s->srv->conf->server.hostname);
+			    s->conf->server.hostname);
 			session_close(s);
 		}
 	}
@@ -997,7 +997,7 @@ session_tls_start(struct session *s)
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_IN_HIGH);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	smtp_session_set_state(s, ST_TLS);
-	smtp_session_deadline(s, s->srv->conf->server.timeout_tls);
+	smtp_session_deadline(s, s->conf->server.timeout_tls);
 }
 
 /* session_tls_ready - handshake done: start over, as RFC 3207 4.2 says */
@@ -1015,9 +1015,9 @@ session_tls_ready(struct session *s)
 	s->auth_user = NULL;
 	smtp_session_reset(s);
 	smtp_session_set_state(s, ST_CONNECTED);
-	smtp_session_deadline(s, s->srv->conf->server.timeout_command);
+	smtp_session_deadline(s, s->conf->server.timeout_command);
 	if (s->cl->tls == CONF_TLS_IMPLICIT)
-		smtp_session_reply(s, "220 %s ESMTP outpost", s->srv->conf->server.hostname);
+		smtp_session_reply(s, "220 %s ESMTP outpost", s->conf->server.hostname);
 	session_process(s);
 }
 
@@ -1105,7 +1105,7 @@ session_deadline_cb(evutil_socket_t fd, short what, void *arg)
 		session_free(s);
 		return;
 	}
-	smtp_session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->conf->server.hostname);
+	smtp_session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->conf->server.hostname);
 	session_close(s);
 }
 
@@ -1143,13 +1143,14 @@ smtp_session_start(struct server *srv, struct listener *l, const struct conf_lis
 	struct session *s = xcalloc(1, sizeof(*s));
 
 	s->srv = srv;
+	s->conf = srv->conf;
 	s->listener = l;
 	s->cl = cl;
 	s->ssl_ctx = ctx;
 	snprintf(s->id, sizeof(s->id), "S%06lX", ++session_counter & 0xffffff);
 	util_sockaddr_ip(sa, s->ip, sizeof(s->ip));
 	s->port = util_sockaddr_port(sa);
-	s->trusted = conf_is_trusted(srv->conf, sa);
+	s->trusted = conf_is_trusted(s->conf, sa);
 	s->deadline = evtimer_new(srv->base, session_deadline_cb, s);
 	srv->nsessions++;
 	s->next = session_list;
@@ -1180,12 +1181,12 @@ smtp_session_start(struct server *srv, struct listener *l, const struct conf_lis
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_IN_HIGH);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	if (s->state == ST_TLS) {
-		smtp_session_deadline(s, srv->conf->server.timeout_tls);
+		smtp_session_deadline(s, s->conf->server.timeout_tls);
 		return;
 	}
 	smtp_session_set_state(s, ST_CONNECTED);
-	smtp_session_deadline(s, srv->conf->server.timeout_command);
-	smtp_session_reply(s, "220 %s ESMTP outpost", srv->conf->server.hostname);
+	smtp_session_deadline(s, s->conf->server.timeout_command);
+	smtp_session_reply(s, "220 %s ESMTP outpost", s->conf->server.hostname);
 }
 
 /* smtp_session_refuse - over a connection cap: one 421 line, then close */

@@ -43,6 +43,9 @@ struct session {
 	struct server *srv;
 	struct listener *listener;
 	const struct conf_listen *cl;
+	const struct conf *conf;    /* the config this session started under
+	                             * (a reload swaps srv->conf; old ones live
+	                             * until exit), read by its pool jobs too */
 	SSL_CTX *ssl_ctx;
 	struct bufferevent *bev;
 	struct event *deadline;

@@ -142,7 +142,7 @@ smtp_submit_job_work(void *arg)
 	if (j->rc < 0)
 		return;
 	owned = smtp_session_sender_ok(j->s, j->info.from_addr);
-	if ((j->rc = forward_prepare(&j->fwd, srv->conf, j->s->auth_user, j->s->cl->forward,
+	if ((j->rc = forward_prepare(&j->fwd, j->s->conf, j->s->auth_user, j->s->cl->forward,
 	    srv->psl, j->info.from_domain, owned, &j->out, &j->outlen, j->err,
 	    sizeof(j->err))) < 0)
 		return;
@@ -337,7 +337,7 @@ smtp_submit_commit_done(int err, void *arg)
 void
 smtp_submit_data_end(struct session *s)
 {
-	const struct conf *c = s->srv->conf;
+	const struct conf *c = s->conf;
 	struct submit_job *j;
 
 	if (s->data.bare || s->data.big || s->data.nul) {

@@ -150,7 +150,7 @@ up_md_work(void *arg)
 	const struct conf_upstream *cu = m->u->cu;
 
 	m->err = 0;
-	if (maildir_deliver(cu->maildir, m->u->srv->conf->server.hostname,
+	if (maildir_deliver(cu->maildir, m->u->hostname,
 	    m->job->queue_id, m->job->data, m->job->len, m->name, sizeof(m->name)) != 0)
 		m->err = errno ? errno : EIO;
 }
@@ -216,6 +216,7 @@ upstream_new(struct server *srv, const struct conf_upstream *cu, char *err, size
 
 	u->srv = srv;
 	u->cu = cu;
+	u->hostname = srv->conf->server.hostname;
 	u->done_ev = evtimer_new(srv->base, up_done_cb, u);
 	if (u->done_ev == NULL)
 		fatalx("upstream: evtimer_new failed");

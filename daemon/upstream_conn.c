@@ -726,7 +726,7 @@ static void
 up_send_ehlo(struct up_conn *c, enum up_state st)
 {
 	const struct conf_upstream *cu = c->u->cu;
-	const char *helo = cu->helo[0] ? cu->helo : c->u->srv->conf->server.hostname;
+	const char *helo = cu->helo[0] ? cu->helo : c->u->hostname;
 
 	c->caps = 0;
 	smtp_reply_init(&c->reply);

@@ -28,6 +28,8 @@ struct up_fifo {
 struct upstream {
 	struct server *srv;
 	const struct conf_upstream *cu;
+	const char *hostname;       /* [server] hostname of the config the
+	                             * upstream was made from (read in the pool) */
 	SSL_CTX *ssl_ctx;
 	struct up_conn *conns;      /* live */
 	struct up_conn *dead;       /* closed, waiting for their free event */

@@ -1,5 +1,6 @@
-"""outpostctl reload / SIGHUP: the users file and the DKIM keys are read
-again without a restart; a broken configuration is refused and the
+"""outpostctl reload / SIGHUP: the configuration (for new sessions), the
+users file and the DKIM keys are read again without a restart; what only
+a restart changes is named; a broken configuration is refused and the
 running set stays."""
 import os
 import re
@@ -86,7 +87,8 @@ def test_reload_refuses_broken_config_and_keeps_running_keys(daemon_factory, cli
     # A SIGHUP that bypasses outpostctl is refused by the daemon itself.
     mark = d.mark()
     os.kill(d.proc.pid, signal.SIGHUP)
-    d.wait_log(r"reload: .* has errors; keeping the running users and DKIM keys", since=mark)
+    d.wait_log(r"reload: .* has errors; keeping the running configuration, users and DKIM keys",
+               since=mark)
     assert d.running()
     assert signed_selector(d, send(d, client_factory, tls_ctx)) == "good"
 
@@ -120,3 +122,25 @@ def test_daemon_reports_its_own_reload_errors(daemon_factory):
     d.write_config()
     p = ctl(d, "reload")
     assert p.returncode == 0 and p.stdout.startswith("reloaded: "), p.stdout + p.stderr
+
+
+def test_reload_applies_config_to_new_sessions(daemon_factory, client_factory, tls_ctx):
+    d = daemon_factory()
+    old = client_factory(d.port)
+    old.login(tls_ctx, "alice", ALICE_PW)              # opened before the reload
+    d.sections["server"]["max_recipients"] = "2"
+    d.sections["listen submission"]["tls"] = "implicit"    # a restart-only change
+    d.write_config()
+    mark = d.mark()
+    p = ctl(d, "reload")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.startswith("reloaded: config, ") and "need a restart" in p.stdout, p.stdout
+    d.wait_log(r"reload: \[listen submission\] changed; takes effect at the next start",
+               since=mark)
+    new = client_factory(d.port)                         # still STARTTLS: restart-only
+    new.login(tls_ctx, "alice", ALICE_PW)
+    for c, limit in ((new, 2), (old, 5)):
+        assert c.cmd("MAIL FROM:<alice@example.com>").code == 250
+        codes = [c.cmd(f"RCPT TO:<r{i}@example.net>").code for i in range(limit + 1)]
+        assert codes == [250] * limit + [452], (limit, codes)
+        c.cmd("QUIT")
