@@ -3,11 +3,12 @@
  *
  * Every key is declared once in `settings[]` below: section kind, name,
  * type, default (as text, parsed by the same code as a value from the
- * file), range and where it lands in the struct. libinih does the INI
- * tokenising; we feed it lines through our own reader so we know the line
- * number of everything (this libinih passes no line to the handler), can
- * refuse over-long lines instead of letting inih split them, and can see
- * section headers ourselves (inih does not report empty sections).
+ * file: conf_value.c), range and where it lands in the struct. libinih
+ * does the INI tokenising; we feed it lines through our own reader so we
+ * know the line number of everything (this libinih passes no line to the
+ * handler), can refuse over-long lines instead of letting inih split them,
+ * and can see section headers ourselves (inih does not report empty
+ * sections).
  *
  * Input is trusted to the extent that the admin wrote it, but every value
  * is range-checked and every buffer is bounded: a bad file yields one
@@ -16,7 +17,6 @@
 #include "config.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +32,7 @@
 #include <ini.h>
 
 #include "conf.h"
+#include "conf_int.h"
 #include "log.h"
 #include "util.h"
 
@@ -43,50 +44,9 @@
 #define LABEL_MAX (HOST_MAX + 16) /* "[upstream NAME]" for messages */
 #define MSG_MAX 512
 
-enum kind { K_SERVER, K_LISTEN, K_UPSTREAM, K_DOMAIN, K_QUEUE };
-
 static const char *const kind_names[] = {
 	[K_SERVER] = "server", [K_LISTEN] = "listen", [K_UPSTREAM] = "upstream",
 	[K_DOMAIN] = "domain", [K_QUEUE] = "queue",
-};
-
-enum type {
-	T_STR,          /* char[size], optionally checked by .check */
-	T_PATH,         /* char[size], relative -> config file's directory */
-	T_BOOL,         /* int: yes/no/true/false/1/0 */
-	T_INT,          /* int in [min, max] */
-	T_SIZE,         /* size_t in [min, max], "25M" */
-	T_DUR,          /* long seconds in [min, max], "5m" */
-	T_ENUM,         /* int from .enums */
-	T_LISTEN_ADDR,  /* conf_listen host + port */
-	T_UPSTREAM_ADDR, /* conf_upstream host + port, or maildir */
-	T_NETS,         /* struct conf_net * at off, size_t count at noff */
-	T_NAMES,        /* char ** at off, size_t count at noff */
-	T_DURS,         /* long[] at off (size bytes), size_t count at noff */
-	T_DKIM_KEYS,    /* struct conf_dkim_key * at off, size_t count at noff */
-	T_COUNT,        /* unsigned long in [min, max], plain digits */
-	T_DECIMAL,      /* double, "2" or "1.5", 0 or in [min, max] */
-	T_RATE,         /* struct throttle_rate, "N/second|minute|hour" */
-	T_RATES,        /* struct throttle_domain_rate * at off, count at noff */
-};
-
-struct enumval {
-	const char *name;
-	int value;
-};
-
-struct setting {
-	enum kind kind;
-	const char *key;
-	enum type type;
-	const char *def;        /* default, parsed as a value; NULL: none or computed */
-	size_t off, size, noff;
-	long long min, max;
-	const struct enumval *enums;
-	int (*check)(const char *v);    /* T_STR: 0 if acceptable */
-	const char *expect;     /* T_STR: what check wants, for the message */
-	int required;
-	int repeat;             /* may be given on several lines; each adds */
 };
 
 /* The whole file as we met it: one entry per section instance. */
@@ -100,29 +60,6 @@ struct sect {
 
 #define CUR_NONE  (-1)      /* before any section header */
 #define CUR_SKIP  (-2)      /* inside a bad section: keys are ignored */
-
-struct ctx {
-	struct conf *c;
-	const char *path;
-	FILE *errs;
-	FILE *f;
-	char dir[PATH_MAX];     /* absolute directory of the config file */
-	int lineno;
-	int line_is_key;        /* current line should have reached the handler */
-	int handled;            /* line number the handler last ran for */
-	struct sect *sects;
-	size_t nsects;
-	long cur;               /* index in sects, or CUR_* */
-	int nerr;
-};
-
-static int check_host(const char *v);
-static int check_dns(const char *v);
-static int check_mailaddr(const char *v);
-static int check_name(const char *v);
-static int check_hostlist(const char *v);
-static char *next_item(char **cursor);
-static int check_ip(const char *v);
 
 static const struct enumval tls_vals[] = {
 	{ "starttls", CONF_TLS_STARTTLS }, { "implicit", CONF_TLS_IMPLICIT },
@@ -150,11 +87,9 @@ _Static_assert(sizeof(enum conf_arc) == sizeof(int), "enums are stored as int");
 #define UPS(f)  .kind = K_UPSTREAM, FIELD(struct conf_upstream, f)
 #define DOM(f)  .kind = K_DOMAIN, FIELD(struct conf_domain, f)
 #define QUE(f)  .kind = K_QUEUE, FIELD(struct conf_queue, f)
-#define HOSTNAME .check = check_host, .expect = "a host name such as relay.example.com"
-#define DAY 86400LL
-#define MEG (1024LL * 1024)
+#define HOSTNAME .check = conf_value_check_host, \
+	.expect = "a host name such as relay.example.com"
 #define COUNT_MAX 1000000000LL  /* daily limits: far above any provider's */
-#define DECIMAL_FRAC_MAX 6      /* digits after the point in a T_DECIMAL */
 
 static const struct setting settings[] = {
 	/* [server] */
@@ -186,19 +121,20 @@ static const struct setting settings[] = {
 	  .def = "2", .min = 0, .max = 60 },
 	{ SRV(auth_penalty_window), .key = "auth_penalty_window", .type = T_DUR,
 	  .def = "600", .min = 1, .max = DAY },
-	{ SRV(postmaster), .key = "postmaster", .type = T_STR, .check = check_mailaddr,
+	{ SRV(postmaster), .key = "postmaster", .type = T_STR,
+	  .check = conf_value_check_mailaddr,
 	  .expect = "an address such as admin@example.com" },
-	{ SRV(rbl), .key = "rbl", .type = T_STR, .check = check_hostlist,
+	{ SRV(rbl), .key = "rbl", .type = T_STR, .check = conf_value_check_hostlist,
 	  .expect = "a comma list of DNS block list zones",
 	  .def = "zen.spamhaus.org, bl.spamcop.net, b.barracudacentral.org,"
 	  " dnsbl-1.uceprotect.net" },
 	{ SRV(check_interval), .key = "check_interval", .type = T_DUR,
 	  .def = "6h", .min = 0, .max = 30 * DAY },
 	{ SRV(default_upstream), .key = "default_upstream", .type = T_STR,
-	  .check = check_name, .expect = "an upstream name" },
+	  .check = conf_value_check_name, .expect = "an upstream name" },
 	{ SRV(unsigned_policy), .key = "unsigned", .type = T_ENUM,
 	  .def = "reject", .enums = unsigned_vals },
-	{ SRV(dns_server), .key = "dns_server", .type = T_STR, .check = check_dns,
+	{ SRV(dns_server), .key = "dns_server", .type = T_STR, .check = conf_value_check_dns,
 	  .expect = "an IP address with an optional port, such as 127.0.0.1:53" },
 	{ SRV(signer_threads), .key = "signer_threads", .type = T_INT,
 	  .def = "0", .min = 0, .max = 64 },
@@ -259,7 +195,7 @@ static const struct setting settings[] = {
 	  .def = "0", .min = 0, .max = COUNT_MAX },
 	{ UPS(throttle_cooldown), .key = "throttle_cooldown", .type = T_DUR,
 	  .def = "30", .min = 1, .max = 3600 },
-	{ UPS(egress_ip), .key = "egress_ip", .type = T_STR, .check = check_ip,
+	{ UPS(egress_ip), .key = "egress_ip", .type = T_STR, .check = conf_value_check_ip,
 	  .expect = "an IPv4 or IPv6 address" },
 	{ UPS(recover_after), .key = "recover_after", .type = T_INT,
 	  .def = "20", .min = 1, .max = 100000 },
@@ -274,7 +210,8 @@ static const struct setting settings[] = {
 	  .def = "no" },
 	{ DOM(arc), .key = "arc", .type = T_ENUM, .def = "auto", .enums = arc_vals },
 	{ DOM(forward_return_path), .key = "forward_return_path", .type = T_STR,
-	  .check = check_mailaddr, .expect = "an address such as bounces@example.com" },
+	  .check = conf_value_check_mailaddr,
+	  .expect = "an address such as bounces@example.com" },
 
 	/* [queue] */
 	{ QUE(retry), .key = "retry", .type = T_DURS,
@@ -341,590 +278,6 @@ conf_warn(struct ctx *x, int line, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* is_hostchar - letters, digits, '-' and '.' (RFC 1123 names) */
-static int
-is_hostchar(int ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.';
-}
-
-/* check_host - a plausible DNS name or address literal */
-static int
-check_host(const char *v)
-{
-	unsigned char a[16];
-
-	if (*v == '\0' || inet_pton(AF_INET6, v, a) == 1)
-		return 0;
-	if (*v == '.' || *v == '-')
-		return -1;
-	for (; *v; v++)
-		if (!is_hostchar((unsigned char)*v))
-			return -1;
-	return 0;
-}
-
-/* check_hostlist - a comma list of DNS names (may be empty) */
-static int
-check_hostlist(const char *v)
-{
-	char copy[CONF_RBL_MAX], *cursor = copy, *item;
-
-	util_strlcpy(copy, v, sizeof(copy));
-	while ((item = next_item(&cursor)) != NULL)
-		if (*item == '\0' || check_host(item) < 0 || strlen(item) >= HOST_MAX)
-			return -1;
-	return 0;
-}
-
-/* check_ip - "" or an IPv4/IPv6 address literal */
-static int
-check_ip(const char *v)
-{
-	unsigned char a[16];
-
-	if (*v == '\0' || inet_pton(AF_INET, v, a) == 1 || inet_pton(AF_INET6, v, a) == 1)
-		return 0;
-	return -1;
-}
-
-/* check_dns - "" or an IP address, optionally with a port */
-static int
-check_dns(const char *v)
-{
-	unsigned char a[16];
-	char host[HOST_MAX];
-	int port;
-
-	if (*v == '\0' || inet_pton(AF_INET, v, a) == 1 || inet_pton(AF_INET6, v, a) == 1)
-		return 0;
-	if (util_parse_hostport(v, host, sizeof(host), &port) < 0)
-		return -1;
-	if (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1)
-		return 0;
-	return -1;
-}
-
-/* check_mailaddr - "" (computed default) or local@domain */
-static int
-check_mailaddr(const char *v)
-{
-	const char *at = strrchr(v, '@');
-
-	if (*v == '\0')
-		return 0;
-	if (at == NULL || at == v || check_host(at + 1) < 0 || at[1] == '\0')
-		return -1;
-	for (; *v; v++)
-		if ((unsigned char)*v <= ' ' || *v == '<' || *v == '>' || *v == 0x7f)
-			return -1;
-	return 0;
-}
-
-/* check_name - section names: letters, digits, '.', '-', '_' */
-static int
-check_name(const char *v)
-{
-	for (; *v; v++)
-		if (!is_hostchar((unsigned char)*v) && *v != '_')
-			return -1;
-	return 0;
-}
-
-/* fmt_num - a size or duration the way a human would write it */
-static const char *
-fmt_num(enum type t, long long n, char *buf, size_t len)
-{
-	static const struct { long long mul; char unit; } dur[] = {
-		{ DAY, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' } };
-	static const struct { long long mul; char unit; } size[] = {
-		{ 1024 * MEG, 'G' }, { MEG, 'M' }, { 1024, 'k' } };
-
-	if (t == T_DUR || t == T_DURS) {
-		for (size_t i = 0; i < ARRAY_LEN(dur); i++)
-			if (n % dur[i].mul == 0 && (n != 0 || dur[i].unit == 's')) {
-				snprintf(buf, len, "%lld%c", n / dur[i].mul, dur[i].unit);
-				return buf;
-			}
-	} else if (t == T_SIZE) {
-		for (size_t i = 0; i < ARRAY_LEN(size); i++)
-			if (n != 0 && n % size[i].mul == 0) {
-				snprintf(buf, len, "%lld%c", n / size[i].mul, size[i].unit);
-				return buf;
-			}
-	}
-	snprintf(buf, len, "%lld", n);
-	return buf;
-}
-
-/* expect_range - "expected WHAT between MIN and MAX, got 'V'" */
-static int
-expect_range(const struct setting *s, const char *what, const char *v, char *msg, size_t len)
-{
-	char lo[32], hi[32];
-
-	snprintf(msg, len, "expected %s between %s and %s, got '%s'", what,
-	    fmt_num(s->type, s->min, lo, sizeof(lo)),
-	    fmt_num(s->type, s->max, hi, sizeof(hi)), v);
-	return -1;
-}
-
-/* copy_str - bounded copy into a struct field */
-static int
-copy_str(char *dst, size_t size, const char *v, char *msg, size_t len)
-{
-	if (util_strlcpy(dst, v, size) >= size) {
-		dst[0] = '\0';
-		snprintf(msg, len, "value too long (at most %zu characters)", size - 1);
-		return -1;
-	}
-	return 0;
-}
-
-/* resolve_path - relative paths are relative to the config file */
-static int
-resolve_path(struct ctx *x, const char *v, char *dst, size_t size, char *msg, size_t len)
-{
-	int n;
-
-	if (*v == '\0' || *v == '/')
-		return copy_str(dst, size, v, msg, len);
-	n = snprintf(dst, size, "%s/%s", x->dir, v);
-	if (n < 0 || (size_t)n >= size) {
-		dst[0] = '\0';
-		snprintf(msg, len, "path too long once made absolute, got '%s'", v);
-		return -1;
-	}
-	return 0;
-}
-
-/* parse_ll - a whole decimal number, sign allowed */
-static int
-parse_ll(const char *v, long long *out)
-{
-	char *end;
-
-	if (*v == '\0')
-		return -1;
-	errno = 0;
-	*out = strtoll(v, &end, 10);
-	return (errno || *end != '\0') ? -1 : 0;
-}
-
-/* next_item - split a comma list in place; returns trimmed item or NULL */
-static char *
-next_item(char **cursor)
-{
-	char *p = *cursor, *comma;
-
-	if (p == NULL)
-		return NULL;
-	comma = strchr(p, ',');
-	if (comma) {
-		*comma = '\0';
-		*cursor = comma + 1;
-	} else {
-		*cursor = NULL;
-	}
-	return util_strtrim(p);
-}
-
-/* set_nets - T_NETS: comma list of networks, may be empty */
-static int
-set_nets(const struct setting *s, void *base, const char *v, char *msg, size_t len)
-{
-	struct conf_net **nets = (struct conf_net **)((char *)base + s->off);
-	size_t *n = (size_t *)((char *)base + s->noff);
-	char *copy = xstrdup(v), *cursor = copy, *item;
-	struct conf_net *list = NULL;
-	size_t count = 0;
-
-	if (*util_strtrim(copy) == '\0')
-		cursor = NULL;
-	while ((item = next_item(&cursor)) != NULL) {
-		list = xreallocarray(list, count + 1, sizeof(*list));
-		if (conf_parse_net(item, &list[count]) < 0) {
-			snprintf(msg, len, "expected a comma list of addresses or networks"
-			    " such as 10.0.0.0/8, ::1, got '%s'", item);
-			free(list);
-			free(copy);
-			return -1;
-		}
-		count++;
-	}
-	free(copy);
-	free(*nets);
-	*nets = list;
-	*n = count;
-	return 0;
-}
-
-/* set_names - T_NAMES: comma list of upstream names, may be empty */
-static int
-set_names(const struct setting *s, void *base, const char *v, char *msg, size_t len)
-{
-	char ***names = (char ***)((char *)base + s->off);
-	size_t *n = (size_t *)((char *)base + s->noff);
-	char *copy = xstrdup(v), *cursor = copy, *item;
-	char **list = NULL;
-	size_t count = 0;
-	int bad = 0;
-
-	if (*util_strtrim(copy) == '\0')
-		cursor = NULL;
-	while (!bad && (item = next_item(&cursor)) != NULL) {
-		if (*item == '\0' || check_name(item) < 0 || strlen(item) >= CONF_NAME_MAX) {
-			snprintf(msg, len, "expected a comma list of upstream names, got '%s'", item);
-			bad = 1;
-			break;
-		}
-		list = xreallocarray(list, count + 1, sizeof(*list));
-		list[count++] = xstrdup(item);
-	}
-	free(copy);
-	if (bad) {
-		for (size_t i = 0; i < count; i++)
-			free(list[i]);
-		free(list);
-		return -1;
-	}
-	for (size_t i = 0; i < *n; i++)
-		free((*names)[i]);
-	free(*names);
-	*names = list;
-	*n = count;
-	return 0;
-}
-
-/* check_selector - RFC 6376 3.1: dot-separated labels of letters,
- * digits and '-' */
-static int
-check_selector(const char *v)
-{
-	size_t label = 0;
-
-	if (*v == '\0' || strlen(v) >= CONF_SELECTOR_MAX)
-		return -1;
-	for (; *v; v++) {
-		if (*v == '.') {
-			if (label == 0)
-				return -1;
-			label = 0;
-		} else if (isalnum((unsigned char)*v) || (*v == '-' && label > 0)) {
-			label++;
-		} else {
-			return -1;
-		}
-	}
-	return label > 0 ? 0 : -1;
-}
-
-/* set_dkim_keys - T_DKIM_KEYS: "SELECTOR:PATH, SELECTOR:PATH"; a
- * repeated dkim_key line adds its keys to those of the earlier lines, so
- * long paths need not share one line (libinih's limit is 199 characters) */
-static int
-set_dkim_keys(struct ctx *x, const struct setting *s, void *base, const char *v,
-    char *msg, size_t len)
-{
-	struct conf_dkim_key **keys = (struct conf_dkim_key **)((char *)base + s->off);
-	size_t *n = (size_t *)((char *)base + s->noff);
-	char *copy = xstrdup(v), *cursor = copy, *item, *colon;
-	struct conf_dkim_key *list = NULL;
-	size_t count = *n, first = *n;
-	int bad = 0;
-
-	if (count > 0) {
-		list = xreallocarray(NULL, count, sizeof(*list));
-		memcpy(list, *keys, count * sizeof(*list));
-	}
-
-	if (*util_strtrim(copy) == '\0')
-		cursor = NULL;
-	while (!bad && (item = next_item(&cursor)) != NULL) {
-		colon = strchr(item, ':');
-		if (colon == NULL || colon == item || colon[1] == '\0') {
-			snprintf(msg, len, "expected SELECTOR:PATH[, SELECTOR:PATH...], got '%s'", item);
-			bad = 1;
-			break;
-		}
-		*colon = '\0';
-		item = util_strtrim(item);
-		if (check_selector(item) < 0) {
-			snprintf(msg, len, "'%s' is not a DKIM selector (letters, digits, '-' "
-			    "and '.', at most %d characters)", item, CONF_SELECTOR_MAX - 1);
-			bad = 1;
-			break;
-		}
-		for (size_t i = 0; i < count; i++) {
-			if (util_strcaseeq(list[i].selector, item)) {
-				snprintf(msg, len, "selector '%s' is given twice", item);
-				bad = 1;
-			}
-		}
-		if (!bad && count == CONF_DKIM_KEYS_MAX) {
-			snprintf(msg, len, "at most %d keys per domain", CONF_DKIM_KEYS_MAX);
-			bad = 1;
-		}
-		if (bad)
-			break;
-		list = xreallocarray(list, count + 1, sizeof(*list));
-		memset(&list[count], 0, sizeof(list[count]));
-		util_strlcpy(list[count].selector, item, sizeof(list[count].selector));
-		list[count].line = x->lineno;
-		if (resolve_path(x, util_strtrim(colon + 1), list[count].path,
-		    sizeof(list[count].path), msg, len) < 0) {
-			bad = 1;
-			break;
-		}
-		count++;
-	}
-	free(copy);
-	if (bad) {
-		free(list);
-		return -1;
-	}
-	free(*keys);
-	*keys = list;
-	*n = count;
-	if (first == 0)
-		((struct conf_domain *)base)->dkim_line = x->lineno;
-	return 0;
-}
-
-/* set_durs - T_DURS: comma list of durations into a fixed array */
-static int
-set_durs(const struct setting *s, void *base, const char *v, char *msg, size_t len)
-{
-	long *arr = (long *)((char *)base + s->off), tmp[CONF_RETRY_MAX];
-	size_t *n = (size_t *)((char *)base + s->noff), cap = s->size / sizeof(long);
-	char *copy = xstrdup(v), *cursor = copy, *item;
-	size_t count = 0;
-	int r = 0;
-
-	while ((item = next_item(&cursor)) != NULL) {
-		if (count == cap || count == ARRAY_LEN(tmp)) {
-			snprintf(msg, len, "expected at most %zu durations, got '%s'", cap, v);
-			r = -1;
-			break;
-		}
-		if (util_parse_duration(item, &tmp[count]) < 0 ||
-		    tmp[count] < s->min || tmp[count] > s->max) {
-			r = expect_range(s, "a comma list of durations such as 1m, 5m, 1h,"
-			    " each", item, msg, len);
-			break;
-		}
-		count++;
-	}
-	free(copy);
-	if (r == 0) {
-		memcpy(arr, tmp, count * sizeof(long));
-		*n = count;
-	}
-	return r;
-}
-
-/* set_listen_addr - "[::]:587", "0.0.0.0:587", "*:587" */
-static int
-set_listen_addr(struct conf_listen *l, const char *v, char *msg, size_t len)
-{
-	char host[HOST_MAX];
-	int port;
-
-	if (util_parse_hostport(v, host, sizeof(host), &port) < 0 ||
-	    (strcmp(host, "*") != 0 && check_host(host) < 0)) {
-		snprintf(msg, len, "expected host:port, [v6]:port or *:port, got '%s'", v);
-		return -1;
-	}
-	util_strlcpy(l->host, host, sizeof(l->host));
-	l->port = port;
-	return 0;
-}
-
-/* set_upstream_addr - "smtp.example.com:587" or "maildir:DIR" */
-static int
-set_upstream_addr(struct ctx *x, struct conf_upstream *u, const char *v, char *msg, size_t len)
-{
-	char host[HOST_MAX];
-	int port;
-
-	if (strncmp(v, "maildir:", 8) == 0) {
-		if (v[8] == '\0') {
-			snprintf(msg, len, "expected maildir:DIR with a directory, got '%s'", v);
-			return -1;
-		}
-		if (resolve_path(x, v + 8, u->maildir, sizeof(u->maildir), msg, len) < 0)
-			return -1;
-		u->is_maildir = 1;
-		u->host[0] = '\0';
-		u->port = 0;
-		return 0;
-	}
-	if (util_parse_hostport(v, host, sizeof(host), &port) < 0 || host[0] == '\0' ||
-	    check_host(host) < 0) {
-		snprintf(msg, len, "expected host:port or maildir:DIR, got '%s'", v);
-		return -1;
-	}
-	util_strlcpy(u->host, host, sizeof(u->host));
-	u->port = port;
-	u->is_maildir = 0;
-	u->maildir[0] = '\0';
-	return 0;
-}
-
-/* parse_decimal - "2", "2.0", "1.25": digits with at most one point and
- * DECIMAL_FRAC_MAX digits after it. Built by hand rather than with
- * strtod, which also takes exponents, hex, inf/nan and follows the
- * locale's decimal separator. */
-static int
-parse_decimal(const char *v, double *out)
-{
-	double ip = 0, frac = 0, scale = 1;
-	size_t ndig = 0, nfrac = 0;
-	const char *p = v;
-
-	for (; *p >= '0' && *p <= '9'; p++, ndig++) {
-		if (ndig >= 9)
-			return -1;
-		ip = ip * 10 + (*p - '0');
-	}
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, nfrac++) {
-			if (nfrac >= DECIMAL_FRAC_MAX)
-				return -1;
-			frac = frac * 10 + (*p - '0');
-			scale *= 10;
-		}
-		if (nfrac == 0)
-			return -1;
-	}
-	if (*p != '\0' || ndig == 0)
-		return -1;
-	*out = ip + frac / scale;
-	return 0;
-}
-
-/* set_rates - T_RATES: "gmail.com:20/minute, yahoo.com:10/minute" */
-static int
-set_rates(const struct setting *s, void *base, const char *v, char *msg, size_t len)
-{
-	struct throttle_domain_rate **list =
-	    (struct throttle_domain_rate **)((char *)base + s->off);
-	size_t *n = (size_t *)((char *)base + s->noff);
-	struct throttle_domain_rate *tmp;
-	size_t count;
-
-	if (throttle_parse_domain_rates(v, &tmp, &count, msg, len) < 0)
-		return -1;
-	free(*list);
-	*list = tmp;
-	*n = count;
-	return 0;
-}
-
-/* set_enum - T_ENUM: one of the names in s->enums */
-static int
-set_enum(const struct setting *s, int *dst, const char *v, char *msg, size_t len)
-{
-	char names[256] = "";
-	size_t n = 0;
-
-	for (const struct enumval *e = s->enums; e->name; e++, n++)
-		if (strcmp(e->name, v) == 0) {
-			*dst = e->value;
-			return 0;
-		}
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			util_strlcat(names, i + 1 == n ? " or " : ", ", sizeof(names));
-		util_strlcat(names, s->enums[i].name, sizeof(names));
-	}
-	snprintf(msg, len, "expected %s, got '%s'", names, v);
-	return -1;
-}
-
-/* set_value - parse `v` as setting `s` into the section struct at base */
-static int
-set_value(struct ctx *x, const struct setting *s, void *base, const char *v,
-    char *msg, size_t len)
-{
-	char *field = (char *)base + s->off;
-	long long ll;
-	size_t sz;
-	long d;
-
-	switch (s->type) {
-	case T_STR:
-		if (s->check && s->check(v) < 0) {
-			snprintf(msg, len, "expected %s, got '%s'", s->expect, v);
-			return -1;
-		}
-		return copy_str(field, s->size, v, msg, len);
-	case T_PATH:
-		return resolve_path(x, v, field, s->size, msg, len);
-	case T_BOOL:
-		if (util_strcaseeq(v, "yes") || util_strcaseeq(v, "true") || strcmp(v, "1") == 0)
-			*(int *)field = 1;
-		else if (util_strcaseeq(v, "no") || util_strcaseeq(v, "false") || strcmp(v, "0") == 0)
-			*(int *)field = 0;
-		else {
-			snprintf(msg, len, "expected yes or no, got '%s'", v);
-			return -1;
-		}
-		return 0;
-	case T_INT:
-		if (parse_ll(v, &ll) < 0 || ll < s->min || ll > s->max)
-			return expect_range(s, "a number", v, msg, len);
-		*(int *)field = (int)ll;
-		return 0;
-	case T_SIZE:
-		if (util_parse_size(v, &sz) < 0 || (long long)sz < s->min ||
-		    (long long)sz > s->max)
-			return expect_range(s, "a size such as 512k or 25M", v, msg, len);
-		*(size_t *)field = sz;
-		return 0;
-	case T_DUR:
-		if (util_parse_duration(v, &d) < 0 || d < s->min || d > s->max)
-			return expect_range(s, "a duration such as 30s, 5m, 1h or 5d", v, msg, len);
-		*(long *)field = d;
-		return 0;
-	case T_ENUM:
-		return set_enum(s, (int *)field, v, msg, len);
-	case T_LISTEN_ADDR:
-		return set_listen_addr(base, v, msg, len);
-	case T_UPSTREAM_ADDR:
-		return set_upstream_addr(x, base, v, msg, len);
-	case T_NETS:
-		return set_nets(s, base, v, msg, len);
-	case T_NAMES:
-		return set_names(s, base, v, msg, len);
-	case T_DURS:
-		return set_durs(s, base, v, msg, len);
-	case T_DKIM_KEYS:
-		return set_dkim_keys(x, s, base, v, msg, len);
-	case T_COUNT:
-		if (parse_ll(v, &ll) < 0 || ll < s->min || ll > s->max ||
-		    strspn(v, "0123456789") != strlen(v))
-			return expect_range(s, "a whole number (0 = no limit)", v, msg, len);
-		*(unsigned long *)field = (unsigned long)ll;
-		return 0;
-	case T_DECIMAL: {
-		double dv;
-		if (parse_decimal(v, &dv) < 0 || (dv != 0 && (dv < (double)s->min ||
-		    dv > (double)s->max)))
-			return expect_range(s, "0 (off) or a decimal such as 2.0,", v,
-			    msg, len);
-		*(double *)field = dv;
-		return 0;
-	}
-	case T_RATE:
-		return throttle_parse_rate(v, (struct throttle_rate *)field, msg, len);
-	case T_RATES:
-		return set_rates(s, base, v, msg, len);
-	}
-	fatalx("conf: setting %s has an unknown type", s->key);
-}
-
 /* sect_base - the struct a section instance fills */
 static void *
 sect_base(struct conf *c, enum kind kind, size_t idx)
@@ -948,7 +301,7 @@ apply_defaults(struct ctx *x, enum kind kind, void *base)
 	for (size_t i = 0; i < NSETTINGS; i++) {
 		const struct setting *s = &settings[i];
 		if (s->kind == kind && s->def != NULL &&
-		    set_value(x, s, base, s->def, msg, sizeof(msg)) < 0)
+		    conf_value_set(x, s, base, s->def, msg, sizeof(msg)) < 0)
 			fatalx("conf: default of %s does not parse: %s", s->key, msg);
 	}
 }
@@ -1070,7 +423,8 @@ section_begin(struct ctx *x, char *text)
 		return;
 	}
 	max = kind == K_DOMAIN ? HOST_MAX : CONF_NAME_MAX;
-	if (strlen(name) >= max || (kind == K_DOMAIN ? check_host(name) : check_name(name)) < 0) {
+	if (strlen(name) >= max || (kind == K_DOMAIN ? conf_value_check_host(name) :
+	    conf_value_check_name(name)) < 0) {
 		conf_err(x, x->lineno, "[%s %s]: bad name: use at most %zu letters,"
 		    " digits, '.', '-'%s", kw, name, max - 1, kind == K_DOMAIN ? "" : " and '_'");
 		return;
@@ -1204,7 +558,7 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 	}
 	if (s->keyline[i] == 0)
 		s->keyline[i] = x->lineno;
-	if (set_value(x, &settings[i], sect_base(x->c, s->kind, s->idx), value,
+	if (conf_value_set(x, &settings[i], sect_base(x->c, s->kind, s->idx), value,
 	    msg, sizeof(msg)) < 0)
 		conf_err(x, x->lineno, "%s: %s", name, msg);
 	return 1;
@@ -1526,7 +880,7 @@ conf_parse_net(const char *s, struct conf_net *out)
 	if ((slash = strchr(buf, '/')) != NULL) {
 		*slash++ = '\0';
 		if (strlen(slash) > 3 || *slash < '0' || *slash > '9' ||
-		    parse_ll(slash, &prefix) < 0)
+		    conf_value_parse_ll(slash, &prefix) < 0)
 			return -1;
 	}
 	if (inet_pton(AF_INET, buf, n.addr) == 1) {
