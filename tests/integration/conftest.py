@@ -1159,3 +1159,31 @@ def dns_server():
     srv = DNSTestServer().start()
     yield srv
     srv.stop()
+
+
+# ---------------------------------------------------------------------------
+# Resource tests: clients from other loopback addresses, process status
+
+
+def smtp_client_from(source, port, host="127.0.0.1", timeout=IO_TIMEOUT, read_greeting=True):
+    """An SMTPClient whose connection comes from the local address source
+    (e.g. "127.0.0.2": all of 127.0.0.0/8 is the loopback), so per-IP caps
+    can be exercised apart from 127.0.0.1."""
+    c = SMTPClient.__new__(SMTPClient)
+    c.timeout = timeout
+    c.sock = socket.create_connection((host, port), timeout=timeout,
+                                      source_address=(source, 0))
+    c.buf = b""
+    c.tls = False
+    c.ehlo_reply = None
+    c.greeting = c.reply() if read_greeting else None
+    return c
+
+
+def proc_status_kb(pid, field):
+    """A kB field of /proc/PID/status (VmRSS, VmHWM...); 0 if absent."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
