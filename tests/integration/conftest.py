@@ -1187,3 +1187,354 @@ def proc_status_kb(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+# ---------------------------------------------------------------------------
+# A raw scripted upstream (RELIABILITY C1-C5, C8): the faults aiosmtpd
+# cannot play. Added for test_matrix.py; nothing above depends on it.
+
+
+STALL = "STALL"
+CLOSE = "CLOSE"
+
+
+class RawMessage:
+    """One transaction the raw upstream answered at the dot."""
+
+    def __init__(self, conn_no, mail_from, rcpt_tos, content, tls, accepted):
+        self.conn_no = conn_no
+        self.mail_from = mail_from
+        self.rcpt_tos = rcpt_tos
+        self.content = content              # dot-unstuffed, CRLF kept
+        self.tls = tls
+        self.accepted = accepted            # the dot was answered 2xx
+        self.at = time.time()
+
+
+class RawConn:
+    """The socket of one upstream connection, for callable actions."""
+
+    def __init__(self, up, sock, no):
+        self.up = up
+        self.sock = sock
+        self.no = no
+        self.tls = False
+        self.buf = b""
+        self.sent = 0
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+        self.sent += len(data)
+
+    def stopping(self):
+        return self.up.stopping.is_set()
+
+
+class RawUpstream:
+    """An SMTP server written on raw sockets that plays a script.
+
+    script: {stage: action, or [action for connection 1, 2, ...]} (after
+    the list, the normal answer). Stages: greeting, ehlo, helo, starttls,
+    auth, mail, rcpt (or "rcpt:<addr>" for one address), data, body (after
+    the first body line, before the dot), dot, rset, quit. Actions:
+      None          the normal answer;
+      str / bytes   sent verbatim (CRLF added to a str without one); at
+                    "starttls" a reply starting with 220 starts TLS after
+                    it, so b"220 Ready\\r\\n250 injected\\r\\n" injects;
+      STALL         answer nothing more; read until the peer goes;
+      CLOSE         close the connection at once;
+      callable(c)   c is a RawConn (c.send, c.stopping()); afterwards
+                    the connection stalls as with STALL.
+    tls_files=(cert, key): offer STARTTLS. auth: offer AUTH PLAIN and
+    take any credentials. Records connections, commands [(conn, line,
+    tls)], messages [RawMessage], plaintext_after_starttls [bytes]."""
+
+    def __init__(self, script=None, tls_files=None, auth=False, password_file=None,
+                 pipelining=False, port=None):
+        self.script = dict(script or {})
+        self.tls_files = tls_files
+        self.auth = auth
+        self.password_file = password_file
+        self.pipelining = pipelining
+        self.port = port or free_port()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.connections = 0
+        self.commands = []
+        self.messages = []
+        self.closed_at = {}                 # conn no -> time the peer left
+        self.plaintext_after_starttls = []
+        self.threads = []
+        self.socks = []
+        self.lsock = None
+
+    # -- control ----------------------------------------------------------
+    def start(self):
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(64)
+        self.lsock.settimeout(0.2)
+        t = threading.Thread(target=self._accept_loop, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for s in [self.lsock] + list(self.socks):
+            try:
+                s.close()
+            except (OSError, AttributeError):
+                pass
+        for t in self.threads:
+            t.join(timeout=5)
+
+    def upstream_section(self, **extra):
+        sec = {"address": f"127.0.0.1:{self.port}",
+               "tls": "starttls" if self.tls_files else "none"}
+        if self.tls_files:
+            sec["tls_verify"] = "no"
+        if self.auth:
+            sec["username"] = UPSTREAM_USER
+            sec["password_file"] = str(self.password_file)
+        sec.update(extra)
+        return sec
+
+    def accepted(self):
+        with self.lock:
+            return [m for m in self.messages if m.accepted]
+
+    def wait_accepted(self, n, timeout=10.0):
+        return wait_until(lambda: len(self.accepted()) >= n and self.accepted(), timeout,
+                          f"{n} message(s) accepted by the raw upstream")
+
+    def conn_commands(self, no):
+        with self.lock:
+            return [(line, tls) for n, line, tls in self.commands if n == no]
+
+    # -- the server -------------------------------------------------------
+    def _accept_loop(self):
+        while not self.stopping.is_set():
+            try:
+                sock, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                no = self.connections
+                self.socks.append(sock)
+            t = threading.Thread(target=self._serve, args=(sock, no), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _action(self, stage, no):
+        if stage not in self.script:
+            return None
+        a = self.script[stage]
+        if isinstance(a, list):
+            return a[no - 1] if no - 1 < len(a) else None
+        return a
+
+    def _readline(self, c):
+        while b"\n" not in c.buf:
+            if self.stopping.is_set():
+                return None
+            try:
+                chunk = c.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except (OSError, ssl.SSLError):
+                return None
+            if not chunk:
+                return None
+            c.buf += chunk
+        line, _, c.buf = c.buf.partition(b"\n")
+        return line + b"\n"
+
+    def _drain(self, c):
+        """STALL: read and ignore until the peer goes or the test ends."""
+        while not self.stopping.is_set():
+            try:
+                chunk = c.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except (OSError, ssl.SSLError):
+                return
+            if not chunk:
+                return
+
+    def _play(self, c, stage, normal):
+        """Run stage's action; True to go on, False to end the connection."""
+        a = self._action(stage, c.no)
+        if a is None:
+            a = normal
+        if a == STALL:
+            self._drain(c)
+            return False
+        if a == CLOSE:
+            return False
+        if callable(a):
+            try:
+                a(c)
+            except (OSError, ssl.SSLError):
+                return False
+            self._drain(c)
+            return False
+        if isinstance(a, str):
+            a = a.encode()
+            if not a.endswith(b"\n"):
+                a += b"\r\n"
+        c.send(a)
+        return True
+
+    def _serve(self, sock, no):
+        c = RawConn(self, sock, no)
+        sock.settimeout(0.2)
+        try:
+            self._session(c)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            with self.lock:
+                self.closed_at[no] = time.time()
+            try:
+                c.sock.close()
+            except OSError:
+                pass
+
+    def _ehlo_reply(self, c):
+        kws = ["8BITMIME", "SIZE 104857600"]
+        if self.pipelining:
+            kws.append("PIPELINING")
+        if self.tls_files and not c.tls:
+            kws.append("STARTTLS")
+        if self.auth:
+            kws.append("AUTH PLAIN")
+        lines = ["upstream.test"] + kws
+        return "".join(f"250{'-' if i < len(lines) - 1 else ' '}{l}\r\n"
+                       for i, l in enumerate(lines))
+
+    def _session(self, c):
+        if not self._play(c, "greeting", "220 upstream.test ESMTP raw"):
+            return
+        mail_from, rcpts = None, []
+        while not self.stopping.is_set():
+            raw = self._readline(c)
+            if raw is None:
+                return
+            line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+            with self.lock:
+                self.commands.append((c.no, line, c.tls))
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                ok = self._play(c, "ehlo", self._ehlo_reply(c))
+            elif verb == "HELO":
+                ok = self._play(c, "helo", "250 upstream.test")
+            elif verb == "STARTTLS":
+                a = self._action("starttls", c.no)
+                reply = a if a is not None else "220 2.0.0 Ready to start TLS"
+                if isinstance(reply, str):
+                    reply = reply.encode() + (b"" if reply.endswith("\n") else b"\r\n")
+                if isinstance(reply, bytes) and reply.startswith(b"220"):
+                    c.send(reply)
+                    if c.buf:
+                        with self.lock:
+                            self.plaintext_after_starttls.append(c.buf)
+                        c.buf = b""
+                    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                    ctx.load_cert_chain(str(self.tls_files[0]), str(self.tls_files[1]))
+                    c.sock.settimeout(10)
+                    c.sock = ctx.wrap_socket(c.sock, server_side=True)
+                    c.sock.settimeout(0.2)
+                    c.tls = True
+                    ok = True
+                else:
+                    ok = self._play(c, "starttls", reply)
+            elif verb == "AUTH":
+                if len(line.split()) < 3:
+                    c.send(b"334 \r\n")
+                    if self._readline(c) is None:
+                        return
+                ok = self._play(c, "auth", "235 2.7.0 Authentication successful")
+            elif verb == "MAIL":
+                m = re.search(r"<([^>]*)>", line)
+                mail_from, rcpts = (m.group(1) if m else ""), []
+                ok = self._play(c, "mail", "250 2.1.0 OK")
+            elif verb == "RCPT":
+                m = re.search(r"<([^>]*)>", line)
+                addr = m.group(1) if m else ""
+                stage = f"rcpt:{addr.lower()}"
+                a = self._action(stage, c.no)
+                if a is None:
+                    stage = "rcpt"
+                    a = self._action(stage, c.no)
+                if a is None or (isinstance(a, str) and a.startswith("2")):
+                    rcpts.append(addr)
+                ok = self._play(c, stage, "250 2.1.5 OK")
+            elif verb == "DATA":
+                a = self._action("data", c.no)
+                ok = self._play(c, "data", "354 End data with <CR><LF>.<CR><LF>")
+                if ok and (a is None or (isinstance(a, str) and a.startswith("354"))):
+                    ok = self._body(c, mail_from, rcpts)
+                mail_from, rcpts = None, []
+            elif verb == "RSET":
+                mail_from, rcpts = None, []
+                ok = self._play(c, "rset", "250 2.0.0 OK")
+            elif verb == "QUIT":
+                self._play(c, "quit", "221 2.0.0 Bye")
+                return
+            elif verb == "NOOP":
+                ok = self._play(c, "noop", "250 2.0.0 OK")
+            else:
+                ok = self._play(c, "unknown", "500 5.5.2 unrecognized command")
+            if not ok:
+                return
+
+    def _body(self, c, mail_from, rcpts):
+        lines = []
+        first = True
+        while True:
+            raw = self._readline(c)
+            if raw is None:
+                return False
+            if raw == b".\r\n":
+                break
+            if first:
+                first = False
+                if not self._play(c, "body", b""):
+                    return False
+            lines.append(raw[1:] if raw.startswith(b".") else raw)
+        content = b"".join(lines)
+        a = self._action("dot", c.no)
+        accepted = a is None or (isinstance(a, (str, bytes)) and
+                                 (a[:1] in ("2", b"2")))
+        with self.lock:
+            self.messages.append(RawMessage(c.no, mail_from, list(rcpts), content, c.tls,
+                                            accepted))
+        return self._play(c, "dot", "250 2.0.0 OK raw-accepted")
+
+
+@pytest.fixture
+def raw_upstream_factory(tls_files, tmp_path):
+    """make(script={...}, start=True, **kw) -> RawUpstream; stopped at teardown."""
+    made = []
+    secret = tmp_path / "raw-upstream.secret"
+    secret.write_text(UPSTREAM_PASSWORD + "\n")
+    secret.chmod(0o600)
+
+    def make(script=None, start=True, tls=False, **kw):
+        up = RawUpstream(script, tls_files=tls_files if tls else None,
+                         password_file=secret, **kw)
+        made.append(up)
+        if start:
+            up.start()
+        return up
+
+    yield make
+    for up in made:
+        up.stop()
