@@ -1196,6 +1196,7 @@ def proc_status_kb(pid, field):
 
 STALL = "STALL"
 CLOSE = "CLOSE"
+FREEZE = "FREEZE"
 
 
 class RawMessage:
@@ -1245,6 +1246,8 @@ class RawUpstream:
                     it, so b"220 Ready\\r\\n250 injected\\r\\n" injects;
       STALL         answer nothing more; read until the peer goes;
       CLOSE         close the connection at once;
+      FREEZE        stop reading (the peer's writes block once the
+                    socket buffers are full) until the test ends;
       callable(c)   c is a RawConn (c.send, c.stopping()); afterwards
                     the connection stalls as with STALL.
     tls_files=(cert, key): offer STARTTLS. auth: offer AUTH PLAIN and
@@ -1377,6 +1380,9 @@ class RawUpstream:
             self._drain(c)
             return False
         if a == CLOSE:
+            return False
+        if a == FREEZE:
+            self.stopping.wait(60)
             return False
         if callable(a):
             try:
