@@ -992,6 +992,11 @@ session_tls_start(struct session *s)
 		session_close(s);
 		return;
 	}
+	/* The filter moves our replies into the socket bufferevent's output
+	 * only up to that one's write high-watermark; without it a client
+	 * that pipelines and never reads would make the socket side grow
+	 * without end while our own output (SESSION_OUT_HIGH) stays empty. */
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, SESSION_OUT_HIGH);
 	s->bev = tbev;
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_IN_HIGH);
