@@ -6,10 +6,11 @@
  * dkim_canon_body_hash, dkim_canon_alg, dkim_canon_finish,
  * dkim_canon_sign (see dkim_canon.h).
  *
- * The output must read like libopendkim's, so that our Ed25519 and its
- * RSA signatures of one message look alike: the same tag order (v, a, c,
- * d, s, t, bh, h, b) and the same h= list, which names the present fields
- * top to bottom and then each over-signed name once more. What is hashed
+ * The output must read like libopendkim's, which made outpost's RSA
+ * signatures before dkim_canon did, so that receivers see the same
+ * signatures: the same tag order (v, a, c, d, s, t, bh, h, b) and the
+ * same h= list, which names the present fields top to bottom and then
+ * each over-signed name once more. Only the folding differs. What is hashed
  * for h= follows the verifier's rule instead (RFC 6376 5.4.2): the n-th
  * entry of a name takes the n-th instance from the bottom, so a name
  * present twice is hashed bottom instance first.

@@ -4,9 +4,9 @@
  * hash, the h= selection, the tag list, its folding, and the signature
  * itself, rsa-sha256 (PKCS#1 v1.5) or ed25519-sha256 (RFC 8463).
  *
- * Used for outpost's Ed25519 DKIM-Signature (libopendkim 2.11 leaks on
- * every Ed25519 signature; RSA stays on libopendkim) and by the ARC
- * sealer (RFC 8617): an ARC-Message-Signature is a DKIM-Signature under
+ * Used for outpost's DKIM-Signature fields, RSA and Ed25519 (dkim_sign;
+ * libopendkim 2.11 leaks on every Ed25519 signature and re-parses the PEM
+ * key of every RSA one), and by the ARC sealer (RFC 8617): an ARC-Message-Signature is a DKIM-Signature under
  * another name, with i= and without v= (dkim_canon_sign); an ARC-Seal
  * signs canonicalised header fields only (dkim_canon_header, then
  * dkim_canon_finish).
@@ -93,7 +93,7 @@ int dkim_canon_finish(EVP_PKEY *key, const char *hdrname, const char *const *tag
 /* Sign msg relaxed/relaxed: FIRST_TAGS; a=; c=relaxed/relaxed; d=; s=;
  * t=; bh=; h=; b=. h= lists the present fields named in sign or
  * oversign, top to bottom, as the message spells them, then every
- * oversign name once more, as libopendkim writes it; the fields are
+ * oversign name once more, as libopendkim wrote it; the fields are
  * hashed as a verifier selects them, the bottom instance first, an
  * h= entry beyond the last instance adding nothing (RFC 6376 5.4.2).
  * A message without a From: field is refused (RFC 6376 5.4). Returns as

@@ -10,7 +10,8 @@
  * still read with a size bound, parsed by OpenSSL only, and refused when
  * group or others can read them. A passphrase callback that always fails
  * keeps OpenSSL from ever prompting on a terminal. The PEM text is kept
- * (libopendkim wants it) and wiped when freed; no key byte reaches a
+ * (dkim_sign, the ARC sealer and the TXT records parse it) and wiped
+ * when freed; no key byte reaches a
  * message or a log line.
  */
 #include "config.h"

@@ -1,7 +1,8 @@
 /*
- * dkim_sign - DKIM signatures (RFC 6376, RFC 8463): rsa-sha256 with
- * libopendkim, ed25519-sha256 with dkim_canon on OpenSSL EVP (Debian's
- * libopendkim 2.11 leaks its Ed25519 key state on every signature).
+ * dkim_sign - DKIM signatures (RFC 6376, RFC 8463): rsa-sha256 and
+ * ed25519-sha256, both with dkim_canon on OpenSSL EVP, each key parsed
+ * once when the key set is loaded (libopendkim, which signed RSA before,
+ * re-parsed the PEM key for every message).
  *
  * Runs in the signer threads, right after the RFC 5322 checks and before
  * the store commit, so what is queued is exactly what is sent and a retry
@@ -14,9 +15,8 @@
  * List-Unsubscribe and List-Unsubscribe-Post are over-signed (listed once
  * more in h=), so none can be added after signing.
  *
- * The DKIM_LIB handle and the parsed Ed25519 keys are shared read-only by
- * all threads; every signature has its own DKIM handle or digest
- * contexts, so concurrent signing is safe.
+ * The parsed keys (EVP_PKEY) are shared read-only by all threads; every
+ * signature has its own digest contexts, so concurrent signing is safe.
  */
 #ifndef OUTPOST_DKIM_SIGN_H
 #define OUTPOST_DKIM_SIGN_H
@@ -28,7 +28,9 @@
 
 struct dkim_signer;
 
-/* Takes ownership of ks. NULL with err (libopendkim could not start). */
+/* Takes ownership of ks and parses every key of it. NULL with err (a key
+ * OpenSSL cannot read as the type dkim_key found; nothing of the key in
+ * err). */
 struct dkim_signer *dkim_sign_new(struct dkim_keyset *ks, char *err, size_t errlen);
 void dkim_sign_free(struct dkim_signer *s);
 const struct dkim_keyset *dkim_sign_keys(const struct dkim_signer *s);
@@ -38,7 +40,7 @@ const struct dkim_keyset *dkim_sign_keys(const struct dkim_signer *s);
  * the DKIM-Signature fields followed by msg unchanged; `log` gets one
  * "d=example.com s=s2026 a=rsa-sha256" item per signature, separated by
  * "; ". On failure returns -1 with a reason in err (nothing of the key in
- * it). */
+ * it). queue_id is not used in the signature. */
 int dkim_sign_message(const struct dkim_signer *s, const struct dkim_domain *d,
     const char *queue_id, const char *msg, size_t len, char **out, size_t *outlen,
     char *log, size_t loglen, char *err, size_t errlen);

@@ -8,13 +8,15 @@
  * Ed25519 both pass; a tampered body, an added From: or an added
  * List-Unsubscribe fail; an added unsigned header still passes.
  *
- * dkim_canon, which makes the Ed25519 signatures: relaxed header and body
- * vectors (RFC 6376 3.4.5 and the corner cases), the RFC 8463 appendix A
- * signature reproduced byte for byte, the same h= and bh= as libopendkim
- * writes for the RSA signature of the same message, rsa-sha256 through
- * dkim_canon_sign verified by libopendkim (the ARC sealer needs it), and
- * 200 Ed25519 signatures from four threads, which LeakSanitizer checks in
- * sanitizer builds (libopendkim lost ~470 bytes on each).
+ * dkim_canon, which makes the RSA and Ed25519 signatures: relaxed header
+ * and body vectors (RFC 6376 3.4.5 and the corner cases), the RFC 8463
+ * appendix A signature reproduced byte for byte, the same h= and bh= in
+ * both signatures of a message, RSA tags (all but b=) as libopendkim
+ * writes them for the same key, message and time, RSA signing with the
+ * PEM text wiped (the key is parsed once, at dkim_sign_new), rsa-sha256
+ * through dkim_canon_sign verified by libopendkim (the ARC sealer needs
+ * it), and 200 Ed25519 signatures from four threads, which LeakSanitizer
+ * checks in sanitizer builds (libopendkim lost ~470 bytes on each).
  */
 #include "config.h"
 
@@ -22,6 +24,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1026,33 +1029,36 @@ nth_sig(const char *out, int n)
 	return p;
 }
 
-/* test_same_h - our Ed25519 signature lists and hashes what libopendkim
- * lists for the RSA one: h= (present fields top to bottom as spelt, then
- * the over-signed names) and bh=, on messages with repeated and oddly
- * cased fields and bodies that canonicalise */
+/* Messages with repeated and oddly cased fields and bodies that
+ * canonicalise, for test_same_h and test_rsa_as_libopendkim. */
+static const char *same_msgs[] = {
+	MSG,
+	"Subject: first\r\nFROM: a@example.com\r\nto: x@example.org\r\n"
+	"subject: second\r\nTo: y@example.org\r\nReceived: r\r\nCc: c@example.org\r\n"
+	"List-Unsubscribe: <mailto:u@example.com>\r\n\r\nb  \t c \r\n\r\n",
+	"From: a@example.com\r\nContent-Type: text/plain;\r\n\tcharset=utf-8\r\n"
+	"\r\n\r\n\r\n  x\r\n\t\r\n",
+	"From: a@example.com\r\nSubject: empty body\r\n\r\n",
+	"From: a@example.com\r\n",
+};
+
+/* test_same_h - the Ed25519 signature of a message lists and hashes what
+ * its RSA signature does: h= (present fields top to bottom as spelt, then
+ * the over-signed names) and bh= (test_rsa_as_libopendkim compares the RSA
+ * one with libopendkim's) */
 static void
 test_same_h(struct dkim_signer *s, const char *keyfile)
 {
-	const char *msgs[] = {
-		MSG,
-		"Subject: first\r\nFROM: a@example.com\r\nto: x@example.org\r\n"
-		"subject: second\r\nTo: y@example.org\r\nReceived: r\r\nCc: c@example.org\r\n"
-		"List-Unsubscribe: <mailto:u@example.com>\r\n\r\nb  \t c \r\n\r\n",
-		"From: a@example.com\r\nContent-Type: text/plain;\r\n\tcharset=utf-8\r\n"
-		"\r\n\r\n\r\n  x\r\n\t\r\n",
-		"From: a@example.com\r\nSubject: empty body\r\n\r\n",
-		"From: a@example.com\r\n",
-	};
 	const struct dkim_domain *d = dkim_key_find(dkim_sign_keys(s), "example.com");
 	char log[DKIM_SIGN_LOG_MAX], err[256], b1[2048], b2[2048], *out, *t1, *t2;
 	const char *rsa, *ed;
 	size_t outlen;
 	int n;
 
-	for (size_t i = 0; i < ARRAY_LEN(msgs); i++) {
+	for (size_t i = 0; i < ARRAY_LEN(same_msgs); i++) {
 		out = NULL;
-		if (dkim_sign_message(s, d, "Q", msgs[i], strlen(msgs[i]), &out, &outlen, log,
-		    sizeof(log), err, sizeof(err)) != 0 || (rsa = nth_sig(out, 0)) == NULL ||
+		if (dkim_sign_message(s, d, "Q", same_msgs[i], strlen(same_msgs[i]), &out,
+		    &outlen, log, sizeof(log), err, sizeof(err)) != 0 || (rsa = nth_sig(out, 0)) == NULL ||
 		    (ed = nth_sig(out, 1)) == NULL) {
 			ok(0, "message %zu signed twice: %s", i, err);
 			free(out);
@@ -1063,22 +1069,170 @@ test_same_h(struct dkim_signer *s, const char *keyfile)
 		ok(strstr(t1, "a=rsa-sha256;") && strstr(t2, "a=ed25519-sha256;"),
 		    "message %zu: RSA then Ed25519", i);
 		is_str(tag(t2, "h", b2, sizeof(b2)), tag(t1, "h", b1, sizeof(b1)),
-		    "message %zu: Ed25519 h= is libopendkim's", i);
+		    "message %zu: Ed25519 h= is the RSA one's", i);
 		is_str(tag(t2, "bh", b2, sizeof(b2)), tag(t1, "bh", b1, sizeof(b1)),
-		    "message %zu: Ed25519 bh= is libopendkim's", i);
+		    "message %zu: Ed25519 bh= is the RSA one's", i);
 		is_str(tag(t2, "c", b2, sizeof(b2)), "relaxed/relaxed", "message %zu: c=", i);
 		ok(tag(t2, "t", b2, sizeof(b2)) != NULL, "message %zu: t=", i);
 		n = (int)(strstr(ed, "\r\n") - ed);
 		ok(starts(ed, "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;"),
 		    "message %zu: first line as libopendkim's (%.*s)", i, n, ed);
-		snprintf(b1, sizeof(b1), "%.*s", (int)(outlen - strlen(msgs[i]) - (size_t)(ed - out)),
-		    ed);
+		snprintf(b1, sizeof(b1), "%.*s",
+		    (int)(outlen - strlen(same_msgs[i]) - (size_t)(ed - out)), ed);
 		ok(max_line(b1) <= DKIM_CANON_FOLD, "message %zu: lines of at most 78", i);
 		is_int(verify(keyfile, out, outlen, &n), 2, "message %zu: both verify", i);
 		free(t1);
 		free(t2);
 		free(out);
 	}
+}
+
+/* opendkim_rsa - what libopendkim, which signed outpost's RSA
+ * signatures before dkim_canon did, writes for key k of d at time t
+ * with dkim_sign's header lists: the field, unfolded */
+static char *
+opendkim_rsa(const struct dkim_domain *d, const struct dkim_key *k, const char *msg,
+    size_t len, uint64_t t)
+{
+	const char *hdrs[] = {
+		"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
+		"In-Reply-To", "References", "MIME-Version", "Content-Type",
+		"Content-Transfer-Encoding", "List-Id", "List-Unsubscribe",
+		"List-Unsubscribe-Post", "Feedback-ID", NULL
+	};
+	const char *over[] = {
+		"From", "Subject", "Date", "To", "List-Unsubscribe", "List-Unsubscribe-Post",
+		NULL
+	};
+	DKIM_LIB *lib = dkim_init(NULL, NULL);
+	DKIM *h = NULL;
+	DKIM_STAT st;
+	u_char *hdr = NULL;
+	size_t hlen = 0;
+	char *field = NULL, *tags;
+
+	if (lib == NULL ||
+	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, hdrs, sizeof(char **)) != 0 ||
+	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, over,
+	    sizeof(char **)) != 0 ||
+	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FIXEDTIME, &t, sizeof(t)) != 0 ||
+	    (h = dkim_sign(lib, (const u_char *)"ref", NULL, (dkim_sigkey_t)k->pem,
+	    (const u_char *)k->selector, (const u_char *)d->name, DKIM_CANON_RELAXED,
+	    DKIM_CANON_RELAXED, DKIM_SIGN_RSASHA256, -1, &st)) == NULL ||
+	    feed(h, msg, len) != DKIM_STAT_OK ||
+	    dkim_getsighdr_d(h, strlen("DKIM-Signature: "), &hdr, &hlen) != DKIM_STAT_OK)
+		hdr = NULL;
+	if (hdr != NULL)
+		field = xasprintf("DKIM-Signature: %s", (const char *)hdr);
+	if (h)
+		dkim_free(h);
+	if (lib)
+		dkim_close(lib);
+	if (field == NULL)
+		return NULL;
+	tags = sig_tags(field, strlen(field));
+	free(field);
+	return tags;
+}
+
+/* without_b - unfolded tags without b=, which is last (libopendkim
+ * folds elsewhere, and relaxed canonicalisation keeps a folded h='s
+ * space in what b= signs) */
+static char *
+without_b(char *tags)
+{
+	char *b = strstr(tags, ";b=");
+
+	if (b != NULL)
+		b[1] = '\0';
+	return tags;
+}
+
+/* test_rsa_as_libopendkim - our rsa-sha256 signature has the tags,
+ * their order, h= and bh= that libopendkim writes for the same key,
+ * message and time (only the folding differs, so b= does), and both
+ * verify */
+static void
+test_rsa_as_libopendkim(struct dkim_signer *s, const char *keyfile)
+{
+	const struct dkim_domain *d = dkim_key_find(dkim_sign_keys(s), "example.com");
+	char log[DKIM_SIGN_LOG_MAX], err[256], buf[64], *out, *ours, *ref, *m;
+	size_t outlen, rsalen;
+	const char *ed;
+	int n;
+
+	for (size_t i = 0; i < ARRAY_LEN(same_msgs); i++) {
+		out = NULL;
+		if (dkim_sign_message(s, d, "Q", same_msgs[i], strlen(same_msgs[i]), &out,
+		    &outlen, log, sizeof(log), err, sizeof(err)) != 0 ||
+		    (ed = nth_sig(out, 1)) == NULL) {
+			ok(0, "message %zu signed: %s", i, err);
+			free(out);
+			continue;
+		}
+		rsalen = (size_t)(ed - out);
+		ours = sig_tags(out, rsalen);
+		ref = tag(ours, "t", buf, sizeof(buf)) == NULL ? NULL :
+		    opendkim_rsa(d, &d->keys[0], same_msgs[i], strlen(same_msgs[i]),
+		    strtoull(buf, NULL, 10));
+		ok(ref != NULL, "message %zu: libopendkim signs it", i);
+		if (ref != NULL)
+			is_str(without_b(ours), without_b(ref),
+			    "message %zu: RSA tags as libopendkim's, but b=", i);
+		m = xmalloc(outlen);
+		memcpy(m, out, rsalen);
+		memcpy(m + rsalen, out + outlen - strlen(same_msgs[i]), strlen(same_msgs[i]));
+		is_int(verify(keyfile, m, rsalen + strlen(same_msgs[i]), &n), 1,
+		    "message %zu: the RSA signature alone verifies", i);
+		free(m);
+		free(ref);
+		free(ours);
+		free(out);
+	}
+}
+
+/* test_rsa_parsed_once - the RSA key signs from the EVP_PKEY parsed at
+ * dkim_sign_new: with every PEM text of the domain wiped, the same
+ * message signs twice, both verify, and an RSA signature of the same
+ * second is the same octets (PKCS#1 v1.5 is deterministic) */
+static void
+test_rsa_parsed_once(struct dkim_signer *s, const char *keyfile)
+{
+	const struct dkim_domain *d = dkim_key_find(dkim_sign_keys(s), "other.org");
+	struct dkim_key *k = (struct dkim_key *)&d->keys[0];
+	const char *one = "From: o@other.org\r\nTo: x@example.net\r\nSubject: twice\r\n"
+	    "\r\nbody\r\n";
+	char log[DKIM_SIGN_LOG_MAX], err[256], t1[64], t2[64], *out[2] = { NULL, NULL };
+	char *pem = xmalloc(k->pemlen + 1), *tags[2];
+	size_t outlen[2];
+	int n;
+
+	memcpy(pem, k->pem, k->pemlen + 1);
+	memset(k->pem, 'x', k->pemlen);     /* no PEM left to parse */
+	for (int i = 0; i < 2; i++) {
+		is_int(dkim_sign_message(s, d, "Q", one, strlen(one), &out[i], &outlen[i], log,
+		    sizeof(log), err, sizeof(err)), 0, "RSA without PEM text: signature %d", i);
+		if (out[i] != NULL)
+			is_int(verify(keyfile, out[i], outlen[i], &n), 1,
+			    "RSA without PEM text: signature %d verifies", i);
+	}
+	memcpy(k->pem, pem, k->pemlen + 1);
+	free(pem);
+	if (out[0] != NULL && out[1] != NULL) {
+		tags[0] = sig_tags(out[0], outlen[0]);
+		tags[1] = sig_tags(out[1], outlen[1]);
+		if (strcmp(tag(tags[0], "t", t1, sizeof(t1)), tag(tags[1], "t", t2,
+		    sizeof(t2))) == 0)
+			ok(outlen[0] == outlen[1] && memcmp(out[0], out[1], outlen[0]) == 0,
+			    "the same second: the same signature");
+		else
+			ok(strcmp(tag(tags[0], "bh", t1, sizeof(t1)), tag(tags[1], "bh", t2,
+			    sizeof(t2))) == 0, "another second: the same bh=");
+		free(tags[0]);
+		free(tags[1]);
+	}
+	free(out[0]);
+	free(out[1]);
 }
 
 #define LEAK_THREADS 4
@@ -1185,6 +1339,8 @@ main(void)
 			test_sign(s, keyfile);
 			test_sign_edge(s, keyfile);
 			test_same_h(s, keyfile);
+			test_rsa_as_libopendkim(s, keyfile);
+			test_rsa_parsed_once(s, keyfile);
 			test_leak(s, keyfile);
 			dkim_sign_free(s);
 		}
