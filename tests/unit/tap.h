@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_n, tap_failed;
@@ -36,6 +37,29 @@ tap_ok(int cond, const char *file, int line, const char *fmt, ...)
 	}
 	fflush(stdout);
 	return cond;
+}
+
+/* tap_tmpdir - a new private directory "$TMPDIR/NAME.******" (mkdtemp;
+ * /tmp without TMPDIR) into buf; NULL, with the reason on stderr, when it
+ * cannot be made */
+__attribute__((unused))
+static char *
+tap_tmpdir(char *buf, size_t len, const char *name)
+{
+	const char *tmp = getenv("TMPDIR");
+	int n = snprintf(buf, len, "%s/%s.", tmp && *tmp ? tmp : "/tmp", name);
+
+	if (n < 0 || (size_t)n + 7 > len) {
+		fprintf(stderr, "tap_tmpdir: %s: path too long\n", name);
+		return NULL;
+	}
+	memset(buf + n, 'X', 6);        /* mkdtemp's template */
+	buf[n + 6] = '\0';
+	if (mkdtemp(buf) == NULL) {
+		perror("mkdtemp");
+		return NULL;
+	}
+	return buf;
 }
 
 __attribute__((unused))

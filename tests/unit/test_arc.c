@@ -859,14 +859,11 @@ rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR"), *top = getenv("top_srcdir");
+	const char *top = getenv("top_srcdir");
 	char err[256], out[256];
 
-	if (snprintf(dir, sizeof(dir), "%s/test_arc.XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
-	    (int)sizeof(dir) || mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (tap_tmpdir(dir, sizeof(dir), "test_arc") == NULL)
 		return 99;
-	}
 	snprintf(python_script, sizeof(python_script), "%s/tests/unit/arc_check.py",
 	    top && *top ? top : ".");
 	ok(access(python_script, R_OK) == 0, "arc_check.py is there (%s)", python_script);

@@ -439,13 +439,8 @@ rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/test_auth.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp") >= sizeof(dir) || mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (tap_tmpdir(dir, sizeof(dir), "test_auth") == NULL)
 		return 99;
-	}
 	snprintf(upath, sizeof(upath), "%s/users", dir);
 	test_load();
 	test_verify();

@@ -919,13 +919,8 @@ rm(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/test_conf.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp") >= sizeof(dir) || mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (tap_tmpdir(dir, sizeof(dir), "test_conf") == NULL)
 		return 99;
-	}
 	snprintf(cpath, sizeof(cpath), "%s/outpost.conf", dir);
 	test_defaults();
 	test_full();

@@ -1302,18 +1302,14 @@ rm(const char *p, const struct stat *st, int type, struct FTW *ftw)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	struct dkim_signer *s;
 	struct dkim_keyset *ks;
 	struct conf *c = NULL;
 	char err[256], keyfile[PATH_MAX], *want;
 	int nerr = -1;
 
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/test_dkim.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp") >= sizeof(dir) || mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (tap_tmpdir(dir, sizeof(dir), "test_dkim") == NULL)
 		return 99;
-	}
 	snprintf(keyfile, sizeof(keyfile), "%s/keys", dir);
 	test_canon_header();
 	test_canon_split();

@@ -698,14 +698,10 @@ test_suggest(void)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char dir[256], path[300];
 
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/test_dmarc.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp") >= sizeof(dir) || mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (tap_tmpdir(dir, sizeof(dir), "test_dmarc") == NULL)
 		return 99;
-	}
 	test_psl_load(dir);
 	if (psl != NULL) {
 		test_org_domain();

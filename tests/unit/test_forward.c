@@ -19,7 +19,7 @@
 #include "tap.h"
 #include "util.h"
 
-static char tmpdir[] = "/tmp/test_forward.XXXXXX";
+static char tmpdir[256];
 
 /* write - a file under tmpdir */
 static void
@@ -93,8 +93,8 @@ main(void)
 	struct dmarc_psl *psl;
 	int nerr;
 
-	if (mkdtemp(tmpdir) == NULL)
-		fatal("mkdtemp");
+	if (tap_tmpdir(tmpdir, sizeof(tmpdir), "test_forward") == NULL)
+		return 99;
 	write_file("users",
 	    "alice:$y$x:alice@example.com\n"
 	    "fwd:$y$x:@example.com,fwd@example.com:forward\n"

@@ -587,9 +587,8 @@ main(void)
 	if (evthread_use_pthreads() != 0)
 		fatalx("libevent without pthreads");
 	base = event_base_new();
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_inject.XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
-		fatal("mkdtemp");
+	if (tap_tmpdir(tmpdir, sizeof(tmpdir), "test_inject") == NULL)
+		return 99;
 	umask(022);
 	srv.base = base;
 	srv.started = util_now();

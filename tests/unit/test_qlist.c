@@ -26,7 +26,7 @@
 #include "util.h"
 #include "tap.h"
 
-static char dir[] = "/tmp/test_qlist.XXXXXX";
+static char dir[200];
 static char dbpath[256];
 static sqlite3 *db;
 static time_t now;
@@ -533,8 +533,8 @@ test_old_schema(void)
 int
 main(void)
 {
-	if (mkdtemp(dir) == NULL)
-		return 1;
+	if (tap_tmpdir(dir, sizeof(dir), "test_qlist") == NULL)
+		return 99;
 	snprintf(dbpath, sizeof(dbpath), "%s/queue.db", dir);
 	now = util_now();
 	test_missing();

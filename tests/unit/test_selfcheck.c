@@ -72,11 +72,11 @@ capture(const struct selfcheck_report *r, int json)
 static struct conf *
 dead_dns_conf(void)
 {
-	char dir[] = "/tmp/test_selfcheck.XXXXXX", path[64];
+	char dir[256], path[300];
 	struct conf *c = NULL;
 	FILE *f;
 
-	if (mkdtemp(dir) == NULL)
+	if (tap_tmpdir(dir, sizeof(dir), "test_selfcheck") == NULL)
 		return NULL;
 	snprintf(path, sizeof(path), "%s/outpost.conf", dir);
 	if ((f = fopen(path, "w")) == NULL)

@@ -446,7 +446,7 @@ int
 main(void)
 {
 	static struct cmsg msgs[NMSG], inj[NINJ], bat[6], busy, evil_msg, empty;
-	char dir[] = "/tmp/test_store.XXXXXX", path[128], rb[128], junk[128];
+	char dir[100], path[128], rb[128], junk[128];
 	char err[512], buf[256];
 	struct store *s, *ro;
 	struct loopq *q;
@@ -462,10 +462,8 @@ main(void)
 	int64_t a_id, b_id;
 	FILE *fp;
 
-	if (mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
-		return 1;
-	}
+	if (tap_tmpdir(dir, sizeof(dir), "test_store") == NULL)
+		return 99;
 	snprintf(path, sizeof(path), "%s/queue.db", dir);
 	snprintf(rb, sizeof(rb), "%s/rollback.db", dir);
 	snprintf(junk, sizeof(junk), "%s/junk.db", dir);

@@ -1046,9 +1046,8 @@ main(void)
 	log_init(LOG_DEST_STDERR, getenv("TEST_DEBUG") != NULL, "test_upstream");
 	evthread_use_pthreads();
 	base = event_base_new();
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_upstream.XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
-		fatal("mkdtemp");
+	if (tap_tmpdir(tmpdir, sizeof(tmpdir), "test_upstream") == NULL)
+		return 99;
 	umask(022);
 
 	memset(&conf, 0, sizeof(conf));
