@@ -1544,3 +1544,22 @@ def raw_upstream_factory(tls_files, tmp_path):
     yield make
     for up in made:
         up.stop()
+
+
+# ---------------------------------------------------------------------------
+# Submitting in bulk
+
+
+def submit_many(d, client_factory, tls_ctx, n, rcpt="bob@example.net", prefix="m"):
+    """n messages in one session, back to back; returns their queue ids."""
+    c = client_factory(d.port)
+    c.login(tls_ctx, "alice", ALICE_PW)
+    qids = []
+    for i in range(n):
+        assert c.cmd(f"MAIL FROM:<alice@example.com>").code == 250
+        assert c.cmd(f"RCPT TO:<{rcpt}>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(dot_stuff(simple_message(subject=f"{prefix}{i}")))
+        qids.append(queue_id(c.reply()))
+    c.cmd("QUIT")
+    return qids

@@ -11,9 +11,7 @@ import stat
 import subprocess
 import time
 
-from conftest import ALICE_PW, OUTPOSTCTL, OUTPOSTD, free_port, dot_stuff, queue_id, simple_message, wait_until
-
-ALICE = "alice@example.com"
+from conftest import OUTPOSTCTL, OUTPOSTD, free_port, submit_many, wait_until
 
 
 def status(d, json_out=True):
@@ -25,20 +23,6 @@ def status(d, json_out=True):
 
 def upstream(st, name="main"):
     return next(u for u in st["upstreams"] if u["name"] == name)
-
-
-def submit(d, client_factory, tls_ctx, n, rcpt="bob@example.net"):
-    c = client_factory(d.port)
-    c.login(tls_ctx, "alice", ALICE_PW)
-    qids = []
-    for i in range(n):
-        assert c.cmd(f"MAIL FROM:<{ALICE}>").code == 250
-        assert c.cmd(f"RCPT TO:<{rcpt}>").code == 250
-        assert c.cmd("DATA").code == 354
-        c.send(dot_stuff(simple_message(subject=f"s{i}")))
-        qids.append(queue_id(c.reply()))
-    c.cmd("QUIT")
-    return qids
 
 
 def test_status_shows_halving_and_recovery(daemon_factory, upstream_factory,
@@ -55,7 +39,7 @@ def test_status_shows_halving_and_recovery(daemon_factory, upstream_factory,
     assert u["state"] == "up" and u["rate_current"] == u["rate_configured"] == 8, u
     assert u["suspended_until"] == 0 and u["reason"] == "" and u["throttle_events"] == 0
 
-    qid, = submit(d, client_factory, tls_ctx, 1)
+    qid, = submit_many(d, client_factory, tls_ctx, 1, prefix="s")
     d.wait_log(rf"{qid}: to=<bob@example\.net>.*status=deferred \(421 4\.7\.0")
     u = upstream(status(d))
     assert u["state"] == "suspended", u
@@ -70,7 +54,7 @@ def test_status_shows_halving_and_recovery(daemon_factory, upstream_factory,
 
     # after the cool-down, every 2 deliveries raise the rate by 2/s
     up.wait_messages(1, timeout=15)
-    submit(d, client_factory, tls_ctx, 8)
+    submit_many(d, client_factory, tls_ctx, 8, prefix="s")
     up.wait_messages(9, timeout=20)
     u = wait_until(lambda: (lambda v: v if v["rate_current"] == 8 else None)(
         upstream(status(d))), 10, "the rate back at 8/s")

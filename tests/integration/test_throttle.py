@@ -7,24 +7,9 @@ import re
 import sqlite3
 import time
 
-from conftest import ALICE_PW, BOB_PW, dot_stuff, queue_id, simple_message, wait_until
+from conftest import ALICE_PW, BOB_PW, submit_many, wait_until
 
 ALICE = "alice@example.com"
-
-
-def submit_many(d, client_factory, tls_ctx, n, rcpt="bob@example.net", prefix="m"):
-    """n messages in one session, back to back; returns their queue ids."""
-    c = client_factory(d.port)
-    c.login(tls_ctx, "alice", ALICE_PW)
-    qids = []
-    for i in range(n):
-        assert c.cmd(f"MAIL FROM:<{ALICE}>").code == 250
-        assert c.cmd(f"RCPT TO:<{rcpt}>").code == 250
-        assert c.cmd("DATA").code == 354
-        c.send(dot_stuff(simple_message(subject=f"{prefix}{i}")))
-        qids.append(queue_id(c.reply()))
-    c.cmd("QUIT")
-    return qids
 
 
 def subjects(msgs):
