@@ -239,6 +239,7 @@ inject_committed(int err, void *arg)
 		.auth_user = NULL, .received_at = j->sm.received_at,
 		.size = j->outlen, .flags = j->flags, .body_8bit = 0,
 		.smtputf8 = 0, .rcpts = qr, .nrcpt = j->nrcpt,
+		.data = j->out, .len = j->outlen,
 	};
 	for (size_t i = 0; i < j->nrcpt; i++) {
 		qr[i].id = j->rcpt_ids[i];

@@ -152,10 +152,23 @@ sched_heap_pop(struct scheduler *s)
 	return top;
 }
 
+/* sched_cache_drop - let go of the kept body (it is read again later) */
+static void
+sched_cache_drop(struct scheduler *s, struct sched_msg *m)
+{
+	if (m->data == NULL)
+		return;
+	s->cache_bytes -= m->len;
+	free(m->data);
+	m->data = NULL;
+	m->len = 0;
+}
+
 /* sched_msg_free - forget a message */
 static void
-sched_msg_free(struct sched_msg *m)
+sched_msg_free(struct scheduler *s, struct sched_msg *m)
 {
+	sched_cache_drop(s, m);
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].orcpt);
@@ -347,13 +360,24 @@ sched_gate(struct sched_up *up, struct sched_msg *m)
 	return g;
 }
 
-/* sched_start - read the body through the store thread, then deliver */
+/* sched_start - deliver: with the body kept from the commit at once,
+ * else after reading it through the store thread */
 static void
 sched_start(struct scheduler *s, struct sched_msg *m)
 {
 	m->in_flight = 1;
 	m->up->loading++;
 	s->inflight++;
+	if (m->data != NULL) {
+		char *data = m->data;
+		size_t len = m->len;
+
+		s->cache_bytes -= len;
+		m->data = NULL;
+		m->len = 0;
+		sched_data_cb(0, data, len, m);
+		return;
+	}
 	store_load_data(s->srv->store, m->id, sched_data_cb, m);
 }
 
@@ -368,7 +392,7 @@ scheduler_forget(struct scheduler *s, struct sched_msg *m)
 	if (m->anext)
 		m->anext->aprev = m->aprev;
 	s->nmsgs--;
-	sched_msg_free(m);
+	sched_msg_free(s, m);
 }
 
 /* scheduler_requeue - back into the heap (not in flight any more) */
@@ -409,6 +433,18 @@ sched_drain_blocked(struct sched_up *up)
 			sched_start(up->s, m);
 		}
 	}
+}
+
+/* sched_up_ready - the upstream has a free connection again */
+static void
+sched_up_ready(void *arg)
+{
+	struct sched_up *up = arg;
+
+	if (up->s->stopping || up->s->freeing)
+		return;
+	sched_drain_blocked(up);
+	scheduler_arm(up->s);
 }
 
 /* sched_block - due, but its upstream is busy */
@@ -905,6 +941,14 @@ sched_add_msg(struct scheduler *s, const struct store_qmsg *qm)
 		m->rcpts[i].orcpt = qm->rcpts[i].orcpt ? xstrdup(qm->rcpts[i].orcpt) : NULL;
 		m->rcpts[i].delay_notified = qm->rcpts[i].delay_notified;
 	}
+	if (qm->data != NULL && qm->len <= SCHED_CACHE_ONE &&
+	    s->cache_bytes + qm->len <= SCHED_CACHE_MAX) {
+		m->data = xmalloc(qm->len + 1);
+		memcpy(m->data, qm->data, qm->len);
+		m->data[qm->len] = '\0';
+		m->len = qm->len;
+		s->cache_bytes += qm->len;
+	}
 	m->up = sched_route(s, m->sender);
 	s->nmsgs++;
 	scheduler_requeue(s, m);
@@ -1091,6 +1135,7 @@ scheduler_new(struct server *srv, char *err, size_t errlen)
 			scheduler_free(s);
 			return NULL;
 		}
+		upstream_set_ready_cb(up->u, sched_up_ready, up);
 		sched_throttle_config(up->cu, &tc);
 		up->thr = throttle_new(&tc, sched_now_real());
 		s->nups++;

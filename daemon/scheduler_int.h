@@ -24,6 +24,11 @@
 #include "util.h"
 
 #define SCHED_DSN_MAX 16
+/* Bodies kept in memory from the commit to the first attempt, so a fresh
+ * message goes out without reading it back from SQLite: at most this
+ * much in all, and only messages up to SCHED_CACHE_ONE each. */
+#define SCHED_CACHE_MAX (64u << 20)
+#define SCHED_CACHE_ONE (1u << 20)
 
 struct event;
 struct server;
@@ -62,6 +67,9 @@ struct sched_msg {
 	struct sched_up *up;
 	struct sched_msg *bnext;    /* blocked FIFO link */
 	int held;                   /* outpostctl queue hold: not scheduled */
+	char *data;                 /* body kept from the commit for the first
+	                             * attempt (counted in cache_bytes), or NULL */
+	size_t len;
 	struct sched_msg *aprev, *anext;    /* every message in memory */
 };
 
@@ -105,6 +113,7 @@ struct scheduler {
 	uint64_t rng;               /* xorshift64 state for retry jitter */
 	struct suppress *soft;      /* recipients failing temporarily */
 	struct sched_msg *all;      /* every message in memory (queue tools) */
+	size_t cache_bytes;         /* sum of the kept bodies (SCHED_CACHE_MAX) */
 	int stopping;
 	int freeing;
 };

@@ -301,6 +301,7 @@ smtp_submit_commit_done(int err, void *arg)
 			.size = j->outlen, .flags = j->sm.flags, .body_8bit = j->sm.body_8bit,
 			.smtputf8 = j->sm.smtputf8, .ret = j->sm.ret,
 			.envid = j->sm.envid, .rcpts = qr, .nrcpt = s->nrcpt,
+			.data = j->out, .len = j->outlen,
 		};
 		for (size_t i = 0; i < s->nrcpt; i++) {
 			qr[i].id = j->rcpt_ids[i];

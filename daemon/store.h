@@ -109,6 +109,10 @@ struct store_qmsg {
 	const char *envid;          /* or NULL */
 	const struct store_qrcpt *rcpts;
 	size_t nrcpt;
+	const char *data;           /* the committed bytes while the committer
+	                             * still holds them (borrowed), or NULL:
+	                             * lets the first attempt skip a read */
+	size_t len;
 };
 
 /* One recipient's outcome of a delivery attempt. */

@@ -179,11 +179,32 @@ up_md_done(void *arg)
 	upstream_dispatch(u);
 }
 
-/* upstream_dispatch - start waiting jobs while there is room */
+/* up_ready_cb - tell the scheduler there is room again */
+static void
+up_ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+
+	if (u->ready_fn && !u->freeing)
+		u->ready_fn(u->ready_arg);
+}
+
+/* upstream_set_ready_cb - who to tell when a connection is free */
+void
+upstream_set_ready_cb(struct upstream *u, void (*fn)(void *), void *arg)
+{
+	u->ready_fn = fn;
+	u->ready_arg = arg;
+}
+
+/* upstream_dispatch - start waiting jobs while there is room; with room
+ * left and nothing waiting, the scheduler hears of it (a connection went
+ * idle or closed, a Maildir write finished) */
 void
 upstream_dispatch(struct upstream *u)
 {
 	struct up_conn *c;
+	struct timeval zero = { 0, 0 };
 
 	while (u->waitq.head && !u->freeing) {
 		if (u->cu->is_maildir) {
@@ -206,6 +227,8 @@ upstream_dispatch(struct upstream *u)
 			return;
 		upstream_conn_new(u, up_fifo_pop(&u->waitq));
 	}
+	if (u->ready_fn && !u->freeing && upstream_ready(u))
+		evtimer_add(u->ready_ev, &zero);
 }
 
 /* upstream_new - one [upstream]; its TLS client context is built here */
@@ -218,12 +241,14 @@ upstream_new(struct server *srv, const struct conf_upstream *cu, char *err, size
 	u->cu = cu;
 	u->hostname = srv->conf->server.hostname;
 	u->done_ev = evtimer_new(srv->base, up_done_cb, u);
-	if (u->done_ev == NULL)
+	u->ready_ev = evtimer_new(srv->base, up_ready_cb, u);
+	if (u->done_ev == NULL || u->ready_ev == NULL)
 		fatalx("upstream: evtimer_new failed");
 	if (!cu->is_maildir && cu->tls != CONF_TLS_NONE) {
 		u->ssl_ctx = tls_client_ctx(cu->tls_verify, cu->ca_file, err, errlen);
 		if (u->ssl_ctx == NULL) {
 			event_free(u->done_ev);
+			event_free(u->ready_ev);
 			free(u);
 			return NULL;
 		}
@@ -257,6 +282,7 @@ upstream_free(struct upstream *u)
 	up_done_cb(-1, 0, u);
 	upstream_conn_release_dead(u);
 	event_free(u->done_ev);
+	event_free(u->ready_ev);
 	if (u->ssl_ctx)
 		SSL_CTX_free(u->ssl_ctx);
 	free(u);

@@ -1,7 +1,7 @@
 /*
  * upstream - the client side: delivers queued messages to one
  * [upstream NAME], either a real SMTP server (pooled connections, TLS,
- * AUTH PLAIN/LOGIN, PIPELINING, RSET between messages, RFC 5321 4.5.3.2
+ * AUTH PLAIN/LOGIN, PIPELINING, connection reuse, RFC 5321 4.5.3.2
  * timeouts) or the embedded Maildir writer.
  *
  * The scheduler hands it jobs; upstream never touches the store. Each job
@@ -67,6 +67,9 @@ const char *upstream_name(const struct upstream *u);
 int upstream_ready(const struct upstream *u);
 /* Start the job now or queue it inside the upstream; done is called once. */
 void upstream_submit(struct upstream *u, struct upstream_job *job);
+/* fn(arg) runs, from a fresh event, when a connection became free and
+ * no job waits (the scheduler then starts what it held back). */
+void upstream_set_ready_cb(struct upstream *u, void (*fn)(void *), void *arg);
 /* Close idle connections (QUIT); used at shutdown. */
 void upstream_close_idle(struct upstream *u);
 /* Jobs in progress or waiting in this upstream. */

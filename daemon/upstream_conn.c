@@ -6,8 +6,9 @@
  *
  * A new connection is opened for one job and owns it from the start, so
  * a connection that fails before its transaction fails only that job.
- * After a transaction it sends RSET and waits, idle, for the next job
- * (idle_timeout, then QUIT), up to max_messages_per_connection.
+ * After a transaction it waits, idle, for the next job (idle_timeout,
+ * then QUIT), up to max_messages_per_connection; RSET goes only after a
+ * transaction abandoned before its final dot.
  *
  * up_set_state() is the one place the state changes (logged at debug
  * level, the state's RFC 5321 4.5.3.2 timeout armed), and a table gives
@@ -15,7 +16,8 @@
  *
  *   RESOLVE -> CONNECT -> [TLS: implicit] -> GREETING -> EHLO (or HELO)
  *   -> [STARTTLS -> TLS -> EHLO] -> [AUTH] -> IDLE
- *   IDLE -> MAIL -> RCPT... -> DATA -> BODY -> DOT -> RSET -> IDLE | QUIT
+ *   IDLE -> MAIL -> RCPT... -> DATA -> BODY -> DOT -> IDLE | QUIT
+ *   MAIL | RCPT | DATA refused -> RSET -> IDLE | QUIT
  *
  * With PIPELINING (RFC 2920) MAIL, every RCPT and DATA leave in one write
  * and the replies are read in order; otherwise one command per reply.
@@ -368,9 +370,12 @@ up_conn_close(struct up_conn *c)
 	upstream_dispatch(u);
 }
 
-/* up_finish_txn - hand the job back, then RSET (or QUIT at the limit) */
+/* up_finish_txn - hand the job back; QUIT at the limit. A transaction
+ * that ended with the reply to the final dot leaves the server reset
+ * (RFC 5321 4.1.1.4), so the connection is idle at once; one abandoned
+ * earlier (MAIL, every RCPT or DATA refused) is closed with RSET first. */
 static void
-up_finish_txn(struct up_conn *c)
+up_finish_txn(struct up_conn *c, int ended)
 {
 	struct upstream *u = c->u;
 
@@ -382,6 +387,8 @@ up_finish_txn(struct up_conn *c)
 	if (c->nmsgs >= u->cu->max_messages_per_connection || u->freeing) {
 		up_send(c, 0, "QUIT");
 		up_set_state(c, UP_QUIT);
+	} else if (ended) {
+		up_idle_or_quit(c, c->quit_when_idle);
 	} else {
 		up_send(c, 0, "RSET");
 		up_set_state(c, UP_RSET);
@@ -1236,13 +1243,13 @@ up_on_mail(struct up_conn *c, const struct smtp_reply *r)
 		c->mail_failed = 1;
 		upstream_job_settle(c->job, r->code, text);
 		if (!c->pipelined) {
-			up_finish_txn(c);
+			up_finish_txn(c, 0);
 			return;
 		}
 	}
 	if (c->ri >= c->job->nrcpt) {
 		/* cannot happen: up_txn_start sends at least one RCPT */
-		up_finish_txn(c);
+		up_finish_txn(c, 0);
 		return;
 	}
 	if (!c->pipelined)
@@ -1277,7 +1284,7 @@ up_on_rcpt(struct up_conn *c, const struct smtp_reply *r)
 		up_send(c, 0, "DATA");
 		up_set_state(c, UP_DATA);
 	} else {
-		up_finish_txn(c);
+		up_finish_txn(c, 0);
 	}
 }
 
@@ -1305,7 +1312,7 @@ up_on_data(struct up_conn *c, const struct smtp_reply *r)
 			c->job->rcpts[i].code = r->code;
 			util_strlcpy(c->job->rcpts[i].reply, text, sizeof(c->job->rcpts[i].reply));
 		}
-	up_finish_txn(c);
+	up_finish_txn(c, 0);
 }
 
 /* up_on_dot - the final reply applies to every accepted recipient */
@@ -1323,7 +1330,7 @@ up_on_dot(struct up_conn *c, const struct smtp_reply *r)
 				    sizeof(c->job->rcpts[i].reply));
 			}
 	}
-	up_finish_txn(c);
+	up_finish_txn(c, 1);
 }
 
 /* up_on_rset - 250: idle and reusable */

@@ -38,6 +38,9 @@ struct upstream {
 	struct up_fifo waitq;
 	struct up_fifo doneq;
 	struct event *done_ev;
+	struct event *ready_ev;     /* runs ready_fn after a connection freed */
+	void (*ready_fn)(void *);
+	void *ready_arg;
 	size_t njobs;               /* submitted, done not yet called */
 	int md_running;             /* Maildir jobs on the signer pool */
 	int freeing;

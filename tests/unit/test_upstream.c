@@ -810,10 +810,12 @@ test_reuse(void)
 	is_int(t1.ndone + t2.ndone, 2, "reuse: done once each");
 	is_int(fs->nconns, 1, "reuse: one connection");
 	is_int(fs->nmail, 2, "reuse: two transactions");
+	/* The reply to the dot ended the first transaction: no RSET. */
 	all = fs_text(fs->all);
-	r = strstr(all, "RSET\r\n");
-	ok(r && strstr(all, "MAIL FROM") < r && strstr(r, "MAIL FROM") != NULL,
-	    "reuse: RSET between the transactions");
+	r = strstr(all, "MAIL FROM");
+	ok(r && strstr(r + 1, "MAIL FROM") != NULL, "reuse: second MAIL on the same connection");
+	ok(strstr(all, "RSET") == NULL, "reuse: no RSET after a completed transaction");
+	is_int(fs->nrset, 0, "reuse: the server saw no RSET");
 	is_int(upstream_inflight(u), 0, "reuse: nothing in flight");
 	ok(upstream_ready(u), "reuse: idle connection is ready");
 	upstream_close_idle(u);
@@ -822,6 +824,41 @@ test_reuse(void)
 		run(none, 1, 1, 200);
 	}
 	ok(strstr(fs_text(fs->all), "QUIT\r\n") != NULL, "close_idle: QUIT sent");
+	upstream_free(u);
+	fs_stop(fs);
+}
+
+/* A transaction abandoned before its dot (MAIL refused, no PIPELINING)
+ * is closed with RSET before the connection takes the next job. */
+static void
+test_reuse_after_refusal(void)
+{
+	static const struct fs_script sc = { .greeting = "220 fake\r\n",
+		.ehlo = "250 fake\r\n", .mail = "550 5.7.1 not you\r\n" };
+	struct fs *fs = fs_start(&sc);
+	struct conf_upstream cu;
+	struct tjob t1, t2;
+	struct tjob *jobs[2] = { &t1, &t2 };
+	struct upstream *u;
+	char err[256];
+	const char *all, *m1, *rset, *m2;
+
+	cu_init(&cu, fs->port);
+	cu.max_connections = 1;
+	u = upstream_new(&srv, &cu, err, sizeof(err));
+	tjob_init(&t1, "one\r\n", 1);
+	tjob_init(&t2, "two\r\n", 2);
+	upstream_submit(u, &t1.job);
+	upstream_submit(u, &t2.job);
+	ok(run(jobs, 2, 10, 200), "refused reuse: both done");
+	is_int(t1.job.rcpts[0].code, 550, "refused reuse: first refused");
+	is_int(t2.job.rcpts[0].code, 550, "refused reuse: second refused");
+	is_int(fs->nconns, 1, "refused reuse: one connection");
+	all = fs_text(fs->all);
+	m1 = strstr(all, "MAIL FROM");
+	rset = m1 ? strstr(m1, "RSET\r\n") : NULL;
+	m2 = rset ? strstr(rset, "MAIL FROM") : NULL;
+	ok(m1 && rset && m2, "refused reuse: MAIL, RSET, MAIL");
 	upstream_free(u);
 	fs_stop(fs);
 }
@@ -1081,6 +1118,7 @@ main(void)
 	test_malformed(0);
 	test_malformed(1);
 	test_reuse();
+	test_reuse_after_refusal();
 	test_refused();
 	test_hostname();
 	test_maildir();
