@@ -47,6 +47,35 @@ smtp_data_put(struct smtp_data *d, char c)
 	d->buf[d->len++] = c;
 }
 
+/* smtp_data_put_span - keep k bytes of one line's middle (no CR in
+ * them), as far as max allows: the same as k calls of smtp_data_put */
+static void
+smtp_data_put_span(struct smtp_data *d, const char *s, size_t k)
+{
+	size_t room;
+
+	if (d->big || k == 0)
+		return;
+	room = d->max - d->len;
+	if (k > room) {
+		k = room;
+		d->big = 1;
+	}
+	if (d->len + k + 1 >= d->cap) {
+		size_t cap = d->cap ? d->cap : SMTP_DATA_CHUNK;
+		while (cap < d->len + k + 2)
+			cap *= 2;
+		if (cap > d->max + 1)
+			cap = d->max + 1;
+		if (cap < d->len + k + 2)
+			cap = d->len + k + 2;
+		d->buf = xrealloc(d->buf, cap);
+		d->cap = cap;
+	}
+	memcpy(d->buf + d->len, s, k);
+	d->len += k;
+}
+
 size_t
 smtp_data_feed(struct smtp_data *d, const char *p, size_t n, int *end)
 {
@@ -55,6 +84,23 @@ smtp_data_feed(struct smtp_data *d, const char *p, size_t n, int *end)
 	*end = 0;
 	for (i = 0; i < n; i++) {
 		char ch = p[i];
+
+		if (d->state == SMTP_DATA_MID && ch != '\r') {
+			/* Inside a line only CR changes the state: take the
+			 * whole run up to the next CR at once. */
+			const char *cr = memchr(p + i, '\r', n - i);
+			size_t k = (cr ? (size_t)(cr - p) : n) - i;
+
+			if (memchr(p + i, '\n', k) != NULL)
+				d->bare = 1;
+			if (memchr(p + i, '\0', k) != NULL)
+				d->nul = 1;
+			smtp_data_put_span(d, p + i, k);
+			i += k;
+			if (i == n)
+				break;
+			ch = p[i];
+		}
 again:
 		switch (d->state) {
 		case SMTP_DATA_BOL:

@@ -599,54 +599,78 @@ up_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* up_stage_put - append k bytes through the staging buffer; a full stage
+ * goes to out, and a run longer than the stage goes straight after it */
+static void
+up_stage_put(struct evbuffer *out, char *stage, size_t *n, const char *s, size_t k)
+{
+	if (*n + k > UP_STAGE) {
+		evbuffer_add(out, stage, *n);
+		*n = 0;
+		if (k > UP_STAGE) {
+			evbuffer_add(out, s, k);
+			return;
+		}
+	}
+	memcpy(stage + *n, s, k);
+	*n += k;
+}
+
 /* up_body_fill - queue the next chunk of the body, dot-stuffed
- * (RFC 5321 4.5.2) with every line ending made CRLF, then the final dot */
+ * (RFC 5321 4.5.2) with every line ending made CRLF, then the final dot.
+ * A run of bytes without CR or LF is copied whole. */
 static void
 up_body_fill(struct up_conn *c)
 {
 	struct upstream_job *job = c->job;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char stage[UP_STAGE + 16];
-	size_t n = 0, end;
+	char stage[UP_STAGE];
+	size_t n = 0, end, i;
 
 	if (evbuffer_get_length(out) >= UP_BODY_CHUNK)
 		return;
 	end = c->body_off + UP_BODY_CHUNK;
 	if (end > job->len)
 		end = job->len;
-	for (size_t i = c->body_off; i < end; i++) {
-		char ch = job->data[i];
-		if (n >= UP_STAGE) {
-			evbuffer_add(out, stage, n);
-			n = 0;
-		}
+	for (i = c->body_off; i < end; ) {
+		const char *p = job->data + i, *lf, *cr;
+		size_t k;
+
 		if (c->pending_cr) {
 			c->pending_cr = 0;
-			stage[n++] = '\r';
-			stage[n++] = '\n';
+			up_stage_put(out, stage, &n, "\r\n", 2);
 			c->bol = 1;
-			if (ch == '\n')
+			if (*p == '\n') {
+				i++;
 				continue;
+			}
 		}
-		if (c->bol && ch == '.')
-			stage[n++] = '.';
+		if (c->bol && *p == '.')
+			up_stage_put(out, stage, &n, ".", 1);
 		c->bol = 0;
-		if (ch == '\r') {
+		if (*p == '\r') {
 			c->pending_cr = 1;
-		} else if (ch == '\n') {
-			stage[n++] = '\r';
-			stage[n++] = '\n';
-			c->bol = 1;
-		} else {
-			stage[n++] = ch;
+			i++;
+			continue;
 		}
+		if (*p == '\n') {
+			up_stage_put(out, stage, &n, "\r\n", 2);
+			c->bol = 1;
+			i++;
+			continue;
+		}
+		k = end - i;
+		if ((lf = memchr(p, '\n', k)) != NULL)
+			k = (size_t)(lf - p);
+		if ((cr = memchr(p, '\r', k)) != NULL)
+			k = (size_t)(cr - p);
+		up_stage_put(out, stage, &n, p, k);
+		i += k;
 	}
 	c->body_off = end;
 	if (c->body_off == job->len) {
-		if (c->pending_cr || !c->bol) {
-			stage[n++] = '\r';
-			stage[n++] = '\n';
-		}
+		if (c->pending_cr || !c->bol)
+			up_stage_put(out, stage, &n, "\r\n", 2);
 		evbuffer_add(out, stage, n);
 		evbuffer_add(out, ".\r\n", 3);
 		up_set_state(c, UP_DOT);

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,11 +142,103 @@ test_size(void)
 	free(in);
 }
 
+/* ref_scan - the scanner one byte at a time, as the state table in
+ * smtp_data.c's header says: the oracle for the span-copying fast path */
+static struct result
+ref_scan(const char *in, size_t n, size_t max)
+{
+	enum { BOL, MID, CR, DOT, DOTCR } st = BOL;
+	struct result r;
+	size_t cap = n + 2;
+
+	memset(&r, 0, sizeof(r));
+	r.msg = xmalloc(cap);
+#define REF_PUT(c) do { if (!r.big) { if (r.len >= max) r.big = 1; \
+	else r.msg[r.len++] = (c); } } while (0)
+	for (size_t i = 0; i < n && !r.end; i++) {
+		char ch = in[i];
+again:
+		switch (st) {
+		case BOL:
+			if (ch == '.') { st = DOT; break; }
+			st = MID;
+			goto again;
+		case MID:
+			if (ch == '\r') { st = CR; break; }
+			if (ch == '\n') r.bare = 1;
+			else if (ch == '\0') r.nul = 1;
+			REF_PUT(ch);
+			break;
+		case CR:
+			if (ch == '\n') { REF_PUT('\r'); REF_PUT('\n'); st = BOL; break; }
+			r.bare = 1;
+			REF_PUT('\r');
+			st = MID;
+			goto again;
+		case DOT:
+			if (ch == '\r') { st = DOTCR; break; }
+			st = MID;
+			goto again;
+		case DOTCR:
+			if (ch == '\n') { r.end = 1; r.consumed = i + 1; break; }
+			r.bare = 1;
+			REF_PUT('\r');
+			st = MID;
+			goto again;
+		}
+	}
+#undef REF_PUT
+	if (!r.end)
+		r.consumed = n;
+	return r;
+}
+
+/* test_random - random inputs rich in CR, LF, NUL and dots, random size
+ * caps and chunkings, against the byte-at-a-time oracle */
+static void
+test_random(void)
+{
+	static const char alphabet[] = "aaaaaaaab.\r\n\r\n\0";
+	unsigned long seed = 12345;
+	int bad = 0;
+
+	for (int iter = 0; iter < 20000 && bad < 5; iter++) {
+		char in[300];
+		size_t n, max, step;
+		struct result a, b;
+
+		seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+		n = (seed >> 33) % sizeof(in);
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+			in[i] = alphabet[(seed >> 33) % (sizeof(alphabet) - 1)];
+		}
+		max = 1 + (seed >> 20) % 320;
+		step = (seed >> 40) % 17;
+		a = scan(in, n, max, step);
+		b = ref_scan(in, n, max);
+		if (a.end != b.end || a.consumed != b.consumed || a.len != b.len ||
+		    memcmp(a.msg, b.msg, a.len) != 0 || a.bare != b.bare ||
+		    a.nul != b.nul || a.big != b.big) {
+			fprintf(stderr, "# iteration %d: n=%zu max=%zu step=%zu: end %d/%d consumed %zu/%zu "
+			    "len %zu/%zu bare %d/%d nul %d/%d big %d/%d", iter, n, max, step,
+			    a.end, b.end, a.consumed, b.consumed, a.len, b.len, a.bare, b.bare,
+			    a.nul, b.nul, a.big, b.big);
+			fputc('\n', stderr);
+			bad++;
+		}
+		free(a.msg);
+		free(b.msg);
+	}
+	ok(bad == 0, "20000 random inputs scan as the byte-at-a-time oracle does");
+}
+
 int
 main(void)
 {
 	test_table();
 	test_chunking();
 	test_size();
+	test_random();
 	return done();
 }

@@ -494,6 +494,70 @@ test_bare_lf(void)
 	fs_stop(fs);
 }
 
+/* test_big_body - a body of several write chunks, with lines of every
+ * length, dots, bare CR and LF everywhere (also at chunk edges), comes
+ * out as the one-byte-at-a-time rule makes it: CRLF endings, dots
+ * stuffed, a final CRLF */
+static void
+test_big_body(void)
+{
+	static const struct fs_script sc = { .greeting = "220 fake\r\n" };
+	static const char alphabet[] = "abcdefgh.\r\n";
+	size_t n = 300 * 1024, w = 0;
+	char *data = xmalloc(n + 1), *want = xmalloc(3 * n + 8);
+	unsigned long seed = 99;
+	int bol = 1, pcr = 0;
+	struct fs *fs = fs_start(&sc);
+	struct conf_upstream cu;
+	struct tjob t;
+
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+		/* mostly long runs of letters, now and then a special byte */
+		data[i] = (seed >> 33) % 40 == 0 ? alphabet[8 + (seed >> 20) % 3] :
+		    alphabet[(seed >> 24) % 8];
+	}
+	data[n] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char ch = data[i];
+
+		if (pcr) {
+			pcr = 0;
+			want[w++] = '\r';
+			want[w++] = '\n';
+			bol = 1;
+			if (ch == '\n')
+				continue;
+		}
+		if (bol && ch == '.')
+			want[w++] = '.';
+		bol = 0;
+		if (ch == '\r') {
+			pcr = 1;
+		} else if (ch == '\n') {
+			want[w++] = '\r';
+			want[w++] = '\n';
+			bol = 1;
+		} else {
+			want[w++] = ch;
+		}
+	}
+	if (pcr || !bol) {
+		want[w++] = '\r';
+		want[w++] = '\n';
+	}
+	want[w] = '\0';
+	cu_init(&cu, fs->port);
+	tjob_init(&t, data, 1);
+	ok(one_job(&cu, &t, 20), "big body: done");
+	is_int(t.rcpts[0].code, 250, "big body: 250");
+	is_int((long)evbuffer_get_length(fs->body), (long)w, "big body: length as the byte rule");
+	ok(strcmp(fs_text(fs->body), want) == 0, "big body: bytes as the byte rule");
+	fs_stop(fs);
+	free(data);
+	free(want);
+}
+
 static void
 test_pipelining(void)
 {
@@ -1100,6 +1164,7 @@ main(void)
 	test_dns();
 	test_plain_dotstuff();
 	test_bare_lf();
+	test_big_body();
 	test_pipelining();
 	test_rcpt_mix(0);
 	test_rcpt_mix(1);
