@@ -948,6 +948,7 @@ class Bench:
         finally:
             sysobj.stop()
         res["deferred_logged"] = sysobj.deferred()
+        res.update(self.check_dkim(sysobj, "rsa"))
         res["prefilled"] = count
         if res["delivered"] > n:
             self.doc["notes"].append(f"prefilled: the sink got {res['delivered'] - n} of the "
@@ -1034,6 +1035,14 @@ def report(doc):
     m = doc["machine"]
     out.append(f"machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, {m['openssl']}, "
                f"Postfix {m['postfix']}, {m['opendkim']}, outpost {m['outpost']}")
+    o = doc["options"]
+    methods = sorted({r.get("cpu_method") for sc in doc["scenarios"].values()
+                      for r in sc.values() if isinstance(r, dict) and r.get("cpu_method")})
+    out.append(f"setup: loopback; each system relays to its own smtp-sink over at most "
+               f"{o.get('upstream_connections')} connections; Postfix in_flow_delay = "
+               f"{o.get('in_flow_delay')}, OpenDKIM milter on a {o.get('milter_socket')} socket; "
+               f"CPU from {', '.join(methods) or '-'}; RSS/PSS summed over each system's "
+               "processes")
     out.append("ratio = outpost / Postfix+OpenDKIM (rates: higher is better for outpost; "
                "latency, RSS, CPU: lower is)")
     for key, sc in doc["scenarios"].items():
@@ -1089,10 +1098,18 @@ def machine(args):
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
             "openssl": cmd(["openssl", "version"]).split(" (")[0],
             "postfix": cmd(["postconf", "-dh", "mail_version"]),
-            "opendkim": cmd([OPENDKIM, "-V"]).splitlines()[0].replace("OpenDKIM Filter ", "OpenDKIM ")
-            if cmd([OPENDKIM, "-V"]) else "",
+            "opendkim": re.sub(r"^.*OpenDKIM Filter v", "OpenDKIM ",
+                               (cmd([OPENDKIM, "-V"]) or "?").splitlines()[0]),
             "outpost": (commit + ("+dirty" if dirty else "")) or "?",
-            "outpostd": args.outpostd}
+            "outpostd": args.outpostd, "loadavg_start": loadavg()}
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def main():
@@ -1170,6 +1187,10 @@ def main():
         stop_all()
         CpuGroup.remove_all()
     b.doc["failed"] = b.failed
+    b.doc["machine"]["loadavg_end"] = loadavg()
+    if (b.doc["machine"]["loadavg_start"] or 0) > 0.5:
+        b.doc["notes"].append(f"load average {b.doc['machine']['loadavg_start']} at the start: "
+                              "something else was running; repeat before believing the numbers")
     text = report(b.doc)
     print(text, flush=True)
     out = Path(a.o).resolve() if a.o else b.tmp / "bench.json"
