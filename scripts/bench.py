@@ -1107,7 +1107,24 @@ def machine(args):
             "opendkim": re.sub(r"^.*OpenDKIM Filter v", "OpenDKIM ",
                                (cmd([OPENDKIM, "-V"]) or "?").splitlines()[0]),
             "outpost": (commit + ("+dirty" if dirty else "")) or "?",
-            "outpostd": args.outpostd, "loadavg_start": loadavg()}
+            "outpostd": args.outpostd, "loadavg_start": loadavg(), "cpu_busy_start": cpu_busy()}
+
+
+def cpu_busy(seconds=1.0):
+    """the fraction of all CPUs busy over the next seconds (/proc/stat):
+    the load average decays over minutes and counts disk waits, so it
+    says little about whether another benchmark is running now"""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]          # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+        return round(1 - (i1 - i0) / max(t1 - t0, 1), 2)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def loadavg():
@@ -1194,9 +1211,10 @@ def main():
         CpuGroup.remove_all()
     b.doc["failed"] = b.failed
     b.doc["machine"]["loadavg_end"] = loadavg()
-    if (b.doc["machine"]["loadavg_start"] or 0) > 0.5:
-        b.doc["notes"].append(f"load average {b.doc['machine']['loadavg_start']} at the start: "
-                              "something else was running; repeat before believing the numbers")
+    busy = b.doc["machine"]["cpu_busy_start"] or 0
+    if busy > 0.15:
+        b.doc["notes"].append(f"the CPUs were {busy:.0%} busy before the bench started: something "
+                              "else was running; repeat before believing the numbers")
     text = report(b.doc)
     print(text, flush=True)
     out = Path(a.o).resolve() if a.o else b.tmp / "bench.json"
