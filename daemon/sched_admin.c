@@ -6,8 +6,9 @@
  * A held message stays in memory (and in queue.db, flagged HELD, so it
  * survives a restart) but is off the schedule: in neither the heap nor
  * an upstream's FIFO. A message in flight is only flagged; it finds its
- * place when its attempt ends. The searches are linear: the tools are
- * rare, the tick must stay O(log n).
+ * place when its attempt ends. Finding a message by its queue id is a
+ * linear walk (the tools are rare); taking it out of the heap is
+ * O(log n), and a flush of the whole queue O(n).
  *
  * Input trusted: the queue id comes from the control socket (outpostctl);
  * it is only compared, never logged as given.
@@ -25,17 +26,14 @@
 #include "store.h"
 #include "util.h"
 
-/* sched_admin_detach - take a waiting message out of the heap or its
- * upstream's FIFO (a linear search: for the queue tools only) */
+/* sched_admin_detach - take a waiting message out of the heap (by its
+ * index: O(log n)) or out of its upstream's FIFO (a linear walk of that
+ * FIFO, which holds only messages already due) */
 static void
 sched_admin_detach(struct scheduler *s, struct sched_msg *m)
 {
-	for (size_t i = 0; i < s->nheap; i++) {
-		if (s->heap[i] != m)
-			continue;
-		s->heap[i] = s->heap[--s->nheap];
-		if (i < s->nheap)
-			scheduler_heap_fix(s, i);
+	if (m->hidx != SCHED_NOT_IN_HEAP) {
+		scheduler_heap_remove(s, m);
 		return;
 	}
 	for (size_t k = 0; k < s->nups; k++) {
@@ -138,7 +136,9 @@ scheduler_admin(struct scheduler *s, enum scheduler_admin_op op, const char *que
 	return 0;
 }
 
-/* scheduler_retry_all - every waiting message due now (a flush) */
+/* scheduler_retry_all - every waiting message due now (a flush). The
+ * keys of the heap all change, so it is rebuilt once, in O(n); messages
+ * in an upstream's FIFO are due already and keep their place. */
 size_t
 scheduler_retry_all(struct scheduler *s)
 {
@@ -148,9 +148,13 @@ scheduler_retry_all(struct scheduler *s)
 	for (struct sched_msg *m = s->all; m; m = m->anext) {
 		if (m->held)
 			continue;
-		sched_admin_retry_now(s, m, now);
+		for (size_t i = 0; i < m->nrcpt; i++)
+			m->rcpts[i].next_attempt = now;
+		if (m->hidx != SCHED_NOT_IN_HEAP)
+			m->due = (double)now;
 		n++;
 	}
+	scheduler_heap_build(s);
 	log_info("queue flushed by outpostctl: %zu messages due now", n);
 	scheduler_arm(s);
 	return n;

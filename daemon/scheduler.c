@@ -86,6 +86,15 @@ scheduler_less(const struct sched_msg *a, const struct sched_msg *b)
 	return a->due < b->due || (a->due == b->due && a->id < b->id);
 }
 
+/* sched_heap_set - put m at index i, and tell m where it is (the queue
+ * tools take a message out of the middle of the heap by that index) */
+static inline void
+sched_heap_set(struct scheduler *s, size_t i, struct sched_msg *m)
+{
+	s->heap[i] = m;
+	m->hidx = i;
+}
+
 /* sched_heap_push - insert and sift up */
 static void
 sched_heap_push(struct scheduler *s, struct sched_msg *m)
@@ -101,23 +110,18 @@ sched_heap_push(struct scheduler *s, struct sched_msg *m)
 		size_t p = (i - 1) / 2;
 		if (!scheduler_less(m, s->heap[p]))
 			break;
-		s->heap[i] = s->heap[p];
+		sched_heap_set(s, i, s->heap[p]);
 		i = p;
 	}
-	s->heap[i] = m;
+	sched_heap_set(s, i, m);
 }
 
-/* scheduler_heap_fix - restore heap order around index i (sift up,
- * then down) */
-void
-scheduler_heap_fix(struct scheduler *s, size_t i)
+/* sched_heap_down - sift the entry at i down to its place */
+static void
+sched_heap_down(struct scheduler *s, size_t i)
 {
 	struct sched_msg *m = s->heap[i];
 
-	while (i > 0 && scheduler_less(m, s->heap[(i - 1) / 2])) {
-		s->heap[i] = s->heap[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, min = i;
 		const struct sched_msg *cur = m;
@@ -130,10 +134,25 @@ scheduler_heap_fix(struct scheduler *s, size_t i)
 			min = r;
 		if (min == i)
 			break;
-		s->heap[i] = s->heap[min];
+		sched_heap_set(s, i, s->heap[min]);
 		i = min;
 	}
-	s->heap[i] = m;
+	sched_heap_set(s, i, m);
+}
+
+/* scheduler_heap_fix - restore heap order around index i (sift up,
+ * then down) */
+void
+scheduler_heap_fix(struct scheduler *s, size_t i)
+{
+	struct sched_msg *m = s->heap[i];
+
+	while (i > 0 && scheduler_less(m, s->heap[(i - 1) / 2])) {
+		sched_heap_set(s, i, s->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	sched_heap_set(s, i, m);
+	sched_heap_down(s, i);
 }
 
 /* sched_heap_pop - remove the earliest: the last goes to the top and
@@ -146,10 +165,39 @@ sched_heap_pop(struct scheduler *s)
 	if (s->nheap == 0)
 		return NULL;
 	top = s->heap[0];
-	s->heap[0] = s->heap[--s->nheap];
-	if (s->nheap > 0)
-		scheduler_heap_fix(s, 0);
+	top->hidx = SCHED_NOT_IN_HEAP;
+	if (--s->nheap > 0) {
+		sched_heap_set(s, 0, s->heap[s->nheap]);
+		sched_heap_down(s, 0);
+	}
 	return top;
+}
+
+/* scheduler_heap_remove - take m out wherever it is: the last entry
+ * takes its place and moves up or down from there */
+void
+scheduler_heap_remove(struct scheduler *s, struct sched_msg *m)
+{
+	size_t i = m->hidx;
+
+	if (i >= s->nheap || s->heap[i] != m)
+		fatalx("scheduler: %s is not in the heap", m->queue_id);
+	m->hidx = SCHED_NOT_IN_HEAP;
+	if (i == --s->nheap)
+		return;
+	sched_heap_set(s, i, s->heap[s->nheap]);
+	scheduler_heap_fix(s, i);
+}
+
+/* scheduler_heap_build - heap order over the whole array, bottom up
+ * (Floyd): O(n), where n pushes would be O(n log n) */
+void
+scheduler_heap_build(struct scheduler *s)
+{
+	for (size_t i = 0; i < s->nheap; i++)
+		s->heap[i]->hidx = i;
+	for (size_t i = s->nheap / 2; i-- > 0;)
+		sched_heap_down(s, i);
 }
 
 /* sched_cache_drop - let go of the kept body (it is read again later) */
@@ -916,6 +964,7 @@ sched_add_msg(struct scheduler *s, const struct store_qmsg *qm)
 	if (qm->nrcpt == 0)
 		return;
 	m = xcalloc(1, sizeof(*m));
+	m->hidx = SCHED_NOT_IN_HEAP;
 	m->held = (qm->flags & STORE_FLAG_HELD) != 0;
 	m->anext = s->all;
 	if (s->all)

@@ -29,6 +29,8 @@
  * much in all, and only messages up to SCHED_CACHE_ONE each. */
 #define SCHED_CACHE_MAX (64u << 20)
 #define SCHED_CACHE_ONE (1u << 20)
+/* sched_msg.hidx of a message that is not in the heap */
+#define SCHED_NOT_IN_HEAP ((size_t)-1)
 
 struct event;
 struct server;
@@ -63,6 +65,7 @@ struct sched_msg {
 	size_t nrcpt;
 	double due;                 /* heap key: earliest next_attempt, or
 	                             * when its domain's pacing lets it go */
+	size_t hidx;                /* its index in the heap, or SCHED_NOT_IN_HEAP */
 	int in_flight;
 	struct sched_up *up;
 	struct sched_msg *bnext;    /* blocked FIFO link */
@@ -132,6 +135,10 @@ void scheduler_forget(struct scheduler *s, struct sched_msg *m);
 void scheduler_requeue(struct scheduler *s, struct sched_msg *m);
 /* Restore heap order around index i after its entry changed. */
 void scheduler_heap_fix(struct scheduler *s, size_t i);
+/* Take m out of the heap in O(log n) (it must be in it). */
+void scheduler_heap_remove(struct scheduler *s, struct sched_msg *m);
+/* Rebuild the heap from its array in O(n), after many keys changed. */
+void scheduler_heap_build(struct scheduler *s);
 void scheduler_arm(struct scheduler *s);
 void scheduler_dsn(const char *reply, int cls, char *dsn, size_t len);
 

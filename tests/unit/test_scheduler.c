@@ -17,7 +17,9 @@
  * heap order over 1,000 messages with shuffled next attempts; throttling:
  * a daily_limit holds the extra message (queued, no attempt) also after a
  * restart, through the counters table; a 5xx sending quota is deferred to
- * the end of the suspension, not bounced.
+ * the end of the suspension, not bounced. Queue tools on a big heap:
+ * taking messages out of the middle keeps the heap order and every
+ * message's index, and a flush of 200,000 messages is O(n), not O(n^2).
  */
 #include "config.h"
 
@@ -46,6 +48,7 @@
 #include "log.h"
 #include "loopq.h"
 #include "scheduler.h"
+#include "scheduler_int.h"
 #include "server.h"
 #include "signer.h"
 #include "store.h"
@@ -55,6 +58,7 @@
 #define TM_RCPT 2           /* recipients per test message, at most */
 #define FAKE_LOG 64         /* RCPT addresses the fake server remembers */
 #define HEAP_N 1000         /* messages in the heap order case */
+#define BIG_N 200000        /* messages in the queue tools case */
 
 /* ---- the fake SMTP upstream ---------------------------------------- */
 
@@ -1137,6 +1141,85 @@ test_quota(void)
 	env_close(&e);
 }
 
+
+/* heap_valid - heap order and every entry's index; returns the first
+ * broken index, or -1 */
+static long
+heap_valid(const struct scheduler *s)
+{
+	for (size_t i = 0; i < s->nheap; i++) {
+		if (s->heap[i]->hidx != i)
+			return (long)i;
+		if (i > 0 && scheduler_less(s->heap[i], s->heap[(i - 1) / 2]))
+			return (long)i;
+	}
+	return -1;
+}
+
+/* test_big_heap - the queue tools' heap operations on a scheduler of
+ * BIG_N messages built by hand (no store, no upstream: the timer is
+ * never armed because the scheduler is stopping) */
+static void
+test_big_heap(void)
+{
+	static struct conf conf;
+	struct scheduler s;
+	struct sched_msg *m = xcalloc(BIG_N, sizeof(*m));
+	struct sched_rcpt *r = xcalloc(BIG_N, sizeof(*r));
+	time_t now = util_now();
+	uint64_t x = 88172645463325252ULL;
+	size_t removed = 0, notin = 0, n;
+	long bad;
+	int64_t t0;
+
+	memset(&s, 0, sizeof(s));
+	s.conf = &conf;
+	s.stopping = 1;
+	for (size_t i = 0; i < BIG_N; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		m[i].id = (int64_t)i + 1;
+		snprintf(m[i].queue_id, sizeof(m[i].queue_id), "%012zX", i);
+		m[i].hidx = SCHED_NOT_IN_HEAP;
+		m[i].rcpts = &r[i];
+		m[i].nrcpt = 1;
+		r[i].next_attempt = now + 3600 + (time_t)(x % 86400);
+		m[i].anext = i + 1 < BIG_N ? &m[i + 1] : NULL;
+		m[i].aprev = i > 0 ? &m[i - 1] : NULL;
+		scheduler_requeue(&s, &m[i]);
+	}
+	s.all = &m[0];
+	s.nmsgs = BIG_N;
+	is_int((long long)s.nheap, BIG_N, "big heap: every message in the heap");
+	is_int(heap_valid(&s), -1, "big heap: heap order and indexes after the pushes");
+	/* what hold and delete do: every third message out of the middle */
+	for (size_t i = 0; i < BIG_N; i += 3) {
+		scheduler_heap_remove(&s, &m[i]);
+		m[i].held = 1;
+		removed++;
+	}
+	is_int((long long)s.nheap, BIG_N - removed, "big heap: removed ones are gone");
+	bad = heap_valid(&s);
+	is_int(bad, -1, "big heap: heap order and indexes after removals");
+	for (size_t i = 0; i < BIG_N; i += 3)
+		if (m[i].hidx == SCHED_NOT_IN_HEAP)
+			notin++;
+	is_int((long long)notin, (long long)removed, "big heap: removed ones know it");
+	t0 = util_mono_ms();
+	n = scheduler_retry_all(&s);
+	is_int((long long)n, BIG_N - removed, "big heap: the flush counts the unheld ones");
+	ok(util_mono_ms() - t0 < 2000, "big heap: a flush of %zu messages takes %lld ms",
+	    n, (long long)(util_mono_ms() - t0));
+	is_int(heap_valid(&s), -1, "big heap: heap order after the flush");
+	ok(s.nheap > 0 && s.heap[0]->due <= (double)util_now() &&
+	    s.heap[s.nheap - 1]->due <= (double)util_now(), "big heap: all due now");
+	is_int(r[0].next_attempt > now + 3000, 1, "big heap: a held message is not flushed");
+	free(s.heap);
+	free(r);
+	free(m);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1145,7 +1228,7 @@ static const struct {
 	{ "bounce", test_bounce }, { "lifetime", test_lifetime },
 	{ "routing", test_routing }, { "reload", test_reload },
 	{ "heap", test_heap }, { "daily_limit", test_daily_limit },
-	{ "quota", test_quota },
+	{ "quota", test_quota }, { "big_heap", test_big_heap },
 };
 
 int
