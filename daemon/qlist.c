@@ -791,9 +791,16 @@ struct qlist_row {
 
 /* qlist_summary_sql - per domain of pending recipients: the count, then
  * one sum per age column (:now bound). The domain is what follows the
- * last '@' (rtrim strips the characters other than '@' off the end). */
+ * last '@' (rtrim strips the characters other than '@' off the end).
+ * indexed: walk the pending recipients in message order and take
+ * received_at from the partial index of the unfinished messages (both
+ * made by store.c) instead of the messages rows, which hold the bodies,
+ * in next-attempt order: with 10^6 messages that is seconds instead of
+ * half a minute. A pending recipient's message is never done (done_at is set
+ * when the last recipient becomes final), so the condition changes no
+ * count; a queue.db without the index takes the plain query. */
 static void
-qlist_summary_sql(char *sql, size_t len)
+qlist_summary_sql(char *sql, size_t len, int indexed)
 {
 	char part[128];
 	int lo = 0;
@@ -814,8 +821,14 @@ qlist_summary_sql(char *sql, size_t len)
 	util_strlcat(sql, " FROM (SELECT lower(CASE WHEN instr(r.address, '@') = 0 THEN ''"
 	    " ELSE substr(r.address, length(rtrim(r.address, replace(r.address, '@', ''))) + 1)"
 	    " END) AS d, :now - m.received_at AS a"
-	    " FROM recipients r JOIN messages m ON m.id = r.message_id"
-	    " WHERE r.status IN " QLIST_PENDING ")"
+	    " FROM recipients r", len);
+	util_strlcat(sql, indexed ? " INDEXED BY recipients_pending" : "", len);
+	util_strlcat(sql, " JOIN messages m", len);
+	util_strlcat(sql, indexed ? " INDEXED BY messages_pending" : "", len);
+	util_strlcat(sql, " ON m.id = r.message_id"
+	    " WHERE r.status IN " QLIST_PENDING, len);
+	util_strlcat(sql, indexed ? " AND m.done_at IS NULL" : "", len);
+	util_strlcat(sql, ")"
 	    " GROUP BY d ORDER BY count(*) DESC, d", len);
 }
 
@@ -888,7 +901,11 @@ qlist_summary(const char *dbpath, int json, FILE *out, char *err, size_t errlen)
 		return -1;
 	}
 	if (rc == 0) {
-		qlist_summary_sql(sql, sizeof(sql));
+		qlist_summary_sql(sql, sizeof(sql), 1);
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+			qlist_summary_sql(sql, sizeof(sql), 0);
+		else
+			sqlite3_finalize(st);
 		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 			qlist_sqlerr(db, dbpath, err, errlen);
 			sqlite3_close(db);
