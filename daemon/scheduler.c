@@ -1330,15 +1330,13 @@ scheduler_free(struct scheduler *s)
 	 * freeing and records nothing: the store's state stands). */
 	for (size_t i = 0; i < s->nups; i++)
 		upstream_free(s->ups[i].u);
-	while ((m = sched_heap_pop(s)) != NULL)
-		scheduler_forget(s, m);
-	for (size_t i = 0; i < s->nups; i++) {
-		while ((m = s->ups[i].bhead) != NULL) {
-			s->ups[i].bhead = m->bnext;
-			scheduler_forget(s, m);
-		}
-	}
-	/* held ones are in neither; in-flight ones are left to the exit */
+	/* Everything waiting, in the heap, a FIFO or held, is on the list of
+	 * all messages: forget them in one walk of it (popping the heap one
+	 * by one took seconds with 10^6 messages). In-flight ones are in
+	 * neither heap nor FIFO and are left to the exit. */
+	s->nheap = 0;
+	for (size_t i = 0; i < s->nups; i++)
+		s->ups[i].bhead = s->ups[i].btail = NULL;
 	m = s->all;
 	while (m != NULL) {
 		struct sched_msg *next = m->anext;
