@@ -796,9 +796,10 @@ struct qlist_row {
  * received_at from the partial index of the unfinished messages (both
  * made by store.c) instead of the messages rows, which hold the bodies,
  * in next-attempt order: with 10^6 messages that is seconds instead of
- * half a minute. A pending recipient's message is never done (done_at is set
- * when the last recipient becomes final), so the condition changes no
- * count; a queue.db without the index takes the plain query. */
+ * half a minute. A pending recipient's message is never done (done_at
+ * is set when the last recipient becomes final), so the condition
+ * changes no count; a queue.db without the indexes takes the plain
+ * query. */
 static void
 qlist_summary_sql(char *sql, size_t len, int indexed)
 {

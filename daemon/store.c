@@ -421,8 +421,8 @@ store_setup(sqlite3 *db, int readonly, char *err, size_t errlen)
 		if (store_pragma(db, "SELECT count(*) FROM sqlite_master WHERE name IN"
 		    " ('messages', '" STORE_IDX_MSG_PENDING "')", v, sizeof(v)) == 0 &&
 		    strcmp(v, "1") == 0)
-			log_info("store: indexing the pending queue (once, after an upgrade;"
-			    " a minute or less per million messages)");
+			log_info("store: indexing the pending queue (once, after an upgrade:"
+			    " about 10 s per million messages)");
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
 		    sqlite3_exec(db, store_schema, NULL, NULL, &msg) != SQLITE_OK ||
 		    store_migrate(db, &msg) == -1 ||

@@ -31,7 +31,10 @@
  *            lower-cased, expires_at 0 = never
  *   meta(key, value)   -- schema_version
  * Once every recipient of a message is final, its data is dropped
- * (data = NULL, done_at set); the rows stay as history.
+ * (data = NULL, done_at set); the rows stay as history. Besides the
+ * lookup indexes, two partial ones hold just the pending queue
+ * (recipients_pending, messages_pending): store_load_queue and outpostctl
+ * queue summary read them instead of the message rows with the bodies.
  *
  * Startup functions (store_open, store_load_queue) run before the loop
  * starts and are synchronous.
