@@ -287,6 +287,12 @@ main(int argc, char **argv)
 		fatalx("queue %s: cannot start the store thread", dbpath);
 	server.alert = alert_new(&server, 0, 0);
 
+	/* The control socket listens before any SMTP port does: whoever sees
+	 * a port accept (a test, systemd, an admin) can talk to it at once.
+	 * Requests are served only once the loop runs, with all in place. */
+	snprintf(ctlpath, sizeof(ctlpath), "%s/" CONTROL_NAME, server.conf->server.state_dir);
+	if ((server.control = control_new(&server, ctlpath, err, sizeof(err))) == NULL)
+		fatalx("control socket: %s", err);
 	server.listeners = xcalloc(server.conf->nlistens, sizeof(*server.listeners));
 	for (size_t i = 0; i < server.conf->nlistens; i++) {
 		struct listener *l = listener_new(&server, &server.conf->listens[i], err,
@@ -303,9 +309,6 @@ main(int argc, char **argv)
 	evsignal_add(sigint, NULL);
 	evsignal_add(sighup, NULL);
 	server.domcheck = domcheck_new(&server);
-	snprintf(ctlpath, sizeof(ctlpath), "%s/" CONTROL_NAME, server.conf->server.state_dir);
-	if ((server.control = control_new(&server, ctlpath, err, sizeof(err))) == NULL)
-		fatalx("control socket: %s", err);
 	main_pidfile(1);
 	log_info("outpostd %s started: %ld queued messages, %zu suppressed addresses,"
 	    " %zu users, %d signer threads", PACKAGE_VERSION, loaded,
