@@ -46,6 +46,10 @@ def test_bench_smoke(binaries):
     # able to reach their data_directory, and /tmp/pytest-of-root is 0700.
     tmp = tempfile.mkdtemp(prefix="bench-smoke.", dir="/tmp")
     os.chmod(tmp, 0o755)
+    shm = "/dev/shm"
+    sinks = lambda: {d for d in (os.listdir(shm) if os.path.isdir(shm) else [])
+                     if d.startswith("outpost-bench-sink.")}
+    sinks_before = sinks()
     try:
         out = os.path.join(tmp, "bench.json")
         env = dict(os.environ, OUTPOSTD=OUTPOSTD, OUTPOSTCTL=OUTPOSTCTL, TMPDIR=tmp)
@@ -53,8 +57,10 @@ def test_bench_smoke(binaries):
                            timeout=85, env=env)
         assert p.returncode == 0, f"scripts/bench failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
         doc = json.loads(open(out).read())
-        # With -o the temporary directory is removed again.
+        # With -o the temporary directory is removed again, and so are the
+        # sinks' directories on tmpfs.
         assert not [d for d in os.listdir(tmp) if d.startswith("outpost-bench.")]
+        assert sinks() <= sinks_before, sorted(sinks() - sinks_before)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -79,6 +85,9 @@ def test_bench_smoke(binaries):
     assert doc["options"]["quick"] is True
     for k in ("cpu", "cores", "kernel", "openssl", "postfix", "opendkim", "outpost"):
         assert doc["machine"][k], k
+    # The ceiling signing puts on any DKIM run, measured on the spot.
+    assert positive(doc["machine"]["rsa2048_sign_per_s"])
+    assert any(l.startswith("signing bound: ") for l in lines), text
     sc = doc["scenarios"]
     assert set(sc) == set(TPUT) | {"latency-rsa", "idle"}
     for key, algs in TPUT.items():
