@@ -146,6 +146,28 @@ control_up_state(const struct scheduler_up_status *st, double now)
 	return "up";
 }
 
+/* control_status_line - see control.h */
+void
+control_status_line(struct server *srv, char *buf, size_t len)
+{
+	struct scheduler_queue_status q;
+	struct scheduler_up_status st;
+	time_t now = util_now();
+	size_t n, nups = scheduler_nupstreams(srv->sched);
+	int w;
+
+	scheduler_queue_status(srv->sched, &q);
+	w = snprintf(buf, len, "%zu messages queued (%zu deferred, %zu held)%s", q.msgs,
+	    q.deferred, q.held, nups ? "; upstreams:" : "");
+	n = w < 0 ? 0 : (size_t)w;
+	for (size_t i = 0; i < nups && n < len; i++) {
+		scheduler_upstream_status(srv->sched, i, &st);
+		w = snprintf(buf + n, len - n, "%s %s %s", i ? "," : "", st.cu->name,
+		    control_up_state(&st, (double)now));
+		n += w < 0 ? 0 : (size_t)w;
+	}
+}
+
 /* control_status_text - the status for people */
 static void
 control_status_text(struct control *c, struct evbuffer *out)

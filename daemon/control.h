@@ -38,5 +38,8 @@ struct control *control_new(struct server *srv, const char *path, char *err,
     size_t errlen);
 /* Close the socket, drop open requests, unlink the path. */
 void control_free(struct control *c);
+/* One line for systemd's STATUS=: queue counts and each upstream's state,
+ * e.g. "12 messages queued (3 deferred, 0 held); upstreams: isp up". */
+void control_status_line(struct server *srv, char *buf, size_t len);
 
 #endif

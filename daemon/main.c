@@ -41,6 +41,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loopq.h"
+#include "notify.h"
 #include "scheduler.h"
 #include "throttle.h"
 #include "server.h"
@@ -57,9 +58,12 @@
 #define DEFAULT_CONF SYSCONFDIR "/outpost/outpost.conf"
 #define STOP_GRACE 10           /* seconds to let sessions and deliveries finish */
 #define MAIN_VERIFY_DNS_MS 2000   /* forwarded mail waits at most ~6 s for DNS */
+#define MAIN_STATUS_EVERY 10      /* seconds between systemd STATUS= lines */
 
 static struct server server;
 static struct event *stop_timer;
+static struct event *status_timer;
+static const struct timeval status_every = { MAIN_STATUS_EVERY, 0 };
 static int64_t stop_started;
 
 static void
@@ -106,6 +110,7 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("signal %d: stopping", (int)sig);
+	notify_stopping();
 	server.stopping = 1;
 	for (size_t i = 0; i < server.nlisteners; i++)
 		listener_disable(server.listeners[i]);
@@ -114,6 +119,18 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	stop_started = util_mono_ms();
 	stop_timer = evtimer_new(server.base, main_stop_check, NULL);
 	evtimer_add(stop_timer, &tv);
+}
+
+/* main_status_tick - systemd's STATUS= line, every MAIN_STATUS_EVERY s */
+static void
+main_status_tick(evutil_socket_t fd, short what, void *arg)
+{
+	char status[512];
+
+	if (server.stopping)
+		return;
+	control_status_line(&server, status, sizeof(status));
+	notify_status(status);
 }
 
 /* main_reload - SIGHUP (outpostctl reload): users file and DKIM keys */
@@ -315,7 +332,19 @@ main(int argc, char **argv)
 	    suppress_count(server.suppress), server.users->nusers,
 	    server.conf->server.signer_threads);
 
+	{
+		char status[512];
+
+		control_status_line(&server, status, sizeof(status));
+		notify_ready(status);
+	}
+	status_timer = event_new(server.base, -1, EV_PERSIST, main_status_tick, NULL);
+	if (status_timer == NULL)
+		fatalx("event_new failed");
+	evtimer_add(status_timer, &status_every);
+
 	event_base_dispatch(server.base);
+	event_free(status_timer);
 
 	domcheck_stop(server.domcheck);
 	/* Forwarded mail still waiting for DNS is answered 421 now, while

@@ -18,6 +18,7 @@
 #include "dkim_key.h"
 #include "dkim_sign.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "store.h"
 #include "suppress.h"
@@ -199,11 +200,28 @@ server_suppress_reload(struct server *srv)
 	return 0;
 }
 
-/* server_reload - SIGHUP: read the users file and the DKIM keys again.
- * Everything is loaded first; on any error nothing changes and the
- * running set stays. Returns 0 or -1. */
+static int server_reload_config(struct server *srv, char *report, size_t reportlen);
+
+/* server_reload - SIGHUP: read the config, the users file and the DKIM
+ * keys again. Everything is loaded first; on any error nothing changes
+ * and the running set stays. Returns 0 or -1. systemd hears RELOADING=1
+ * before and READY=1 after, also when the new configuration is refused
+ * and the old one goes on. */
 int
 server_reload(struct server *srv, char *report, size_t reportlen)
+{
+	int rc;
+
+	notify_reloading();
+	rc = server_reload_config(srv, report, reportlen);
+	notify_ready(rc == 0 ? "configuration reloaded" :
+	    "reload refused (see the log); running configuration kept");
+	return rc;
+}
+
+/* server_reload_config - the reload itself */
+static int
+server_reload_config(struct server *srv, char *report, size_t reportlen)
 {
 	struct conf *c = NULL;
 	struct auth_db *users = NULL;
