@@ -195,11 +195,11 @@ def tree(roots, table):
     kids = {}
     for pid, (ppid, _) in table.items():
         kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [r for r in roots if r in table]
-    while todo:
-        pid = todo.pop()
+    out, stack = [], [r for r in roots if r in table]
+    while stack:
+        pid = stack.pop()
         out.append(pid)
-        todo.extend(kids.get(pid, ()))
+        stack.extend(kids.get(pid, ()))
     return out
 
 
