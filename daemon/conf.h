@@ -139,6 +139,11 @@ struct conf_server {
 	char hostname[HOST_MAX];    /* default gethostname() */
 	char state_dir[PATH_MAX];   /* default LOCALSTATEDIR/lib/outpost */
 	char users_file[PATH_MAX];  /* "" = no users, AUTH always fails */
+	char user[CONF_NAME_MAX];   /* default outpost: started as root, the
+	                             * daemon runs as this account once its
+	                             * ports are bound (never as root) */
+	char metrics_listen[HOST_MAX]; /* default 127.0.0.1:9587; "no" = off:
+	                             * Prometheus /metrics over HTTP */
 	struct conf_net *trusted;   /* trusted_networks; default 127.0.0.0/8, ::1 */
 	size_t ntrusted;
 	size_t max_message_size;    /* default 25M */

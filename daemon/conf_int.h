@@ -85,6 +85,8 @@ int conf_value_check_host(const char *v);
 int conf_value_check_hostlist(const char *v);
 int conf_value_check_ip(const char *v);
 int conf_value_check_dns(const char *v);
+int conf_value_check_user(const char *v);
+int conf_value_check_metrics(const char *v);
 int conf_value_check_mailaddr(const char *v);
 int conf_value_check_name(const char *v);
 

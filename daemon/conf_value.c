@@ -99,6 +99,37 @@ conf_value_check_dns(const char *v)
 	return -1;
 }
 
+/* conf_value_check_user - an account name (POSIX portable characters),
+ * never root: whether it exists is checked when the daemon starts */
+int
+conf_value_check_user(const char *v)
+{
+	if (*v == '\0' || *v == '-' || strcmp(v, "root") == 0)
+		return -1;
+	for (; *v; v++)
+		if (!isalnum((unsigned char)*v) && *v != '_' && *v != '-' && *v != '.')
+			return -1;
+	return 0;
+}
+
+/* conf_value_check_metrics - "no", or an IP address literal with a port
+ * ("127.0.0.1:9587", "[::1]:9587") */
+int
+conf_value_check_metrics(const char *v)
+{
+	unsigned char a[16];
+	char host[HOST_MAX];
+	int port;
+
+	if (strcmp(v, "no") == 0)
+		return 0;
+	if (util_parse_hostport(v, host, sizeof(host), &port) < 0 || port <= 0)
+		return -1;
+	if (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1)
+		return 0;
+	return -1;
+}
+
 /* conf_value_check_mailaddr - "" (computed default) or local@domain */
 int
 conf_value_check_mailaddr(const char *v)

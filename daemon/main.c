@@ -41,6 +41,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loopq.h"
+#include "metrics.h"
 #include "notify.h"
 #include "scheduler.h"
 #include "throttle.h"
@@ -310,6 +311,9 @@ main(int argc, char **argv)
 	snprintf(ctlpath, sizeof(ctlpath), "%s/" CONTROL_NAME, server.conf->server.state_dir);
 	if ((server.control = control_new(&server, ctlpath, err, sizeof(err))) == NULL)
 		fatalx("control socket: %s", err);
+	server.metrics = metrics_start(&server, err, sizeof(err));
+	if (server.metrics == NULL && err[0])
+		fatalx("metrics_listen %s: %s", server.conf->server.metrics_listen, err);
 	server.listeners = xcalloc(server.conf->nlistens, sizeof(*server.listeners));
 	for (size_t i = 0; i < server.conf->nlistens; i++) {
 		struct listener *l = listener_new(&server, &server.conf->listens[i], err,
@@ -358,6 +362,8 @@ main(int argc, char **argv)
 	free(server.listeners);
 	control_free(server.control);
 	server.control = NULL;
+	metrics_stop(server.metrics);
+	server.metrics = NULL;
 	alert_free(server.alert);
 	server.alert = NULL;
 	scheduler_free(server.sched);

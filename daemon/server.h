@@ -28,6 +28,7 @@ struct control;
 struct dkim_verifier;
 struct dmarc_psl;
 struct domcheck;
+struct metrics;
 
 /* The DKIM keys in use, shared by every signing job. A job holds a
  * reference from submission to completion (both on the loop thread), so
@@ -79,6 +80,7 @@ struct server {
 	struct dmarc_psl *psl;
 	struct dns *vdns;
 	struct domcheck *domcheck;  /* periodic check dns; NULL in tests */
+	struct metrics *metrics;    /* /metrics over HTTP; NULL when off */
 	struct conf **retired;      /* configs replaced by reloads, freed at exit */
 	size_t nretired;
 	int nsessions;              /* open submission sessions, all listeners */
