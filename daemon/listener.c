@@ -7,6 +7,19 @@
  * globally and per client IP, across all listeners; over either cap the
  * client gets one 421 4.7.0 line and is closed (RELIABILITY S14), before
  * any session state is allocated.
+ *
+ * Sockets are bound in listener_new (while the daemon may still be root,
+ * before it drops to [server] user) but only listen in listener_start,
+ * once the queue is loaded and the control socket exists: a client that
+ * can connect can also be served. Under socket activation (outpost.socket)
+ * the service manager passes listening sockets (sd_listen_fds); each is
+ * matched by address and port to the [listen] section it belongs to, and
+ * a section with passed sockets binds nothing itself.
+ *
+ * A reload hands an unchanged section (same name, address, port and TLS
+ * mode) its new settings and a new TLS context (listener_reconfigure):
+ * a renewed certificate serves new connections, open sessions keep the
+ * context they hold a reference to.
  */
 #include "config.h"
 
@@ -20,6 +33,7 @@
 
 #include <event2/listener.h>
 #include <openssl/ssl.h>
+#include <systemd/sd-daemon.h>
 
 #include "conf.h"
 #include "listener.h"
@@ -32,13 +46,24 @@
 #define LISTENER_SOCKETS_MAX 8
 #define LISTENER_IP_BUCKETS 1024
 
+#define LISTENER_BACKLOG 511
+#define LISTENER_PASSED_MAX 64
+
 struct listener {
 	struct server *srv;
 	const struct conf_listen *cl;
 	SSL_CTX *ssl_ctx;
+	int fds[LISTENER_SOCKETS_MAX];  /* bound; listening once started */
+	int passed[LISTENER_SOCKETS_MAX]; /* fd came from the service manager */
+	int nfds;
 	struct evconnlistener *evl[LISTENER_SOCKETS_MAX];
 	int nevl;
 };
+
+/* Sockets passed by the service manager (LISTEN_FDS), claimed by the
+ * sections they match; -1 once claimed. */
+static int passed_fds[LISTENER_PASSED_MAX];
+static int npassed;
 
 /* Connections per client IP, shared by every listener of the process. */
 struct ip_count {
@@ -136,20 +161,28 @@ listener_error(struct evconnlistener *evl, void *arg)
 	log_err("accept: %s", evutil_socket_error_to_string(e));
 }
 
-/* listener_bind - one listening socket for one address */
+/* listener_add_fd - remember one socket of this section */
+static int
+listener_add_fd(struct listener *l, int fd, int passed, char *err, size_t errlen)
+{
+	if (l->nfds >= LISTENER_SOCKETS_MAX) {
+		snprintf(err, errlen, "listen %s: too many addresses", l->cl->name);
+		return -1;
+	}
+	l->passed[l->nfds] = passed;
+	l->fds[l->nfds++] = fd;
+	return 0;
+}
+
+/* listener_bind - one socket bound to one address, not yet listening */
 static int
 listener_bind(struct listener *l, const struct sockaddr *sa, socklen_t salen,
     char *err, size_t errlen)
 {
 	int fd, on = 1;
 	char ip[IP_STR_MAX];
-	struct evconnlistener *evl;
 
 	util_sockaddr_ip(sa, ip, sizeof(ip));
-	if (l->nevl >= LISTENER_SOCKETS_MAX) {
-		snprintf(err, errlen, "listen %s: too many addresses", l->cl->name);
-		return -1;
-	}
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "listen %s: socket: %s", l->cl->name, strerror(errno));
@@ -158,24 +191,116 @@ listener_bind(struct listener *l, const struct sockaddr *sa, socklen_t salen,
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-	if (bind(fd, sa, salen) < 0 || listen(fd, 511) < 0) {
+	if (bind(fd, sa, salen) < 0) {
 		snprintf(err, errlen, "listen %s: cannot listen on [%s]:%d: %s", l->cl->name, ip,
 		    l->cl->port, strerror(errno));
 		close(fd);
 		return -1;
 	}
-	evl = evconnlistener_new(l->srv->base, listener_accept, l,
-	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (evl == NULL) {
-		snprintf(err, errlen, "listen %s: evconnlistener_new failed", l->cl->name);
+	if (listener_add_fd(l, fd, 0, err, errlen) < 0) {
 		close(fd);
 		return -1;
 	}
-	evconnlistener_set_error_cb(evl, listener_error);
-	l->evl[l->nevl++] = evl;
-	log_info("listening on [%s]:%d (%s, tls=%s, auth=%s)", ip, l->cl->port, l->cl->name,
-	    l->cl->tls == CONF_TLS_NONE ? "none" : l->cl->tls == CONF_TLS_STARTTLS ?
-	    "starttls" : "implicit", l->cl->auth == CONF_AUTH_REQUIRED ? "required" : "optional");
+	return 0;
+}
+
+/* listener_activation - take the sockets the service manager passed
+ * (LISTEN_FDS, LISTEN_PID); the environment is cleared so children do
+ * not inherit them. Returns how many, or -1 after err. */
+int
+listener_activation(char *err, size_t errlen)
+{
+	int n = sd_listen_fds(1);
+
+	if (n < 0) {
+		snprintf(err, errlen, "socket activation: %s", strerror(-n));
+		return -1;
+	}
+	if (n > LISTENER_PASSED_MAX) {
+		snprintf(err, errlen, "socket activation: %d sockets passed, at most %d", n,
+		    LISTENER_PASSED_MAX);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+
+		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+			snprintf(err, errlen, "socket activation: descriptor %d is not a listening"
+			    " stream socket (outpost.socket must use ListenStream=)", fd);
+			return -1;
+		}
+		evutil_make_socket_nonblocking(fd);
+		evutil_make_socket_closeonexec(fd);
+		passed_fds[npassed++] = fd;
+	}
+	return n;
+}
+
+/* passed_matches - is the passed socket fd one of section cl's? Same
+ * port, and the same address unless the section listens everywhere. */
+static int
+passed_matches(int fd, const struct conf_listen *cl)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct addrinfo hints, *res = NULL, *ai;
+	char port[16], ip[IP_STR_MAX], aip[IP_STR_MAX];
+	int match = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
+	    util_sockaddr_port((struct sockaddr *)&ss) != cl->port)
+		return 0;
+	if (cl->host[0] == '\0' || strcmp(cl->host, "*") == 0)
+		return 1;
+	util_sockaddr_ip((struct sockaddr *)&ss, ip, sizeof(ip));
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(port, sizeof(port), "%d", cl->port);
+	if (getaddrinfo(cl->host, port, &hints, &res) != 0)
+		return 0;
+	for (ai = res; ai && !match; ai = ai->ai_next)
+		match = strcmp(util_sockaddr_ip(ai->ai_addr, aip, sizeof(aip)), ip) == 0;
+	freeaddrinfo(res);
+	return match;
+}
+
+/* listener_claim_passed - the passed sockets of this section */
+static int
+listener_claim_passed(struct listener *l, char *err, size_t errlen)
+{
+	int n = 0;
+
+	for (int i = 0; i < npassed; i++) {
+		if (passed_fds[i] < 0 || !passed_matches(passed_fds[i], l->cl))
+			continue;
+		if (listener_add_fd(l, passed_fds[i], 1, err, errlen) < 0)
+			return -1;
+		passed_fds[i] = -1;
+		n++;
+	}
+	return n;
+}
+
+/* listener_activation_unclaimed - a passed socket no section wants is a
+ * configuration mistake (outpost.socket and [listen] disagree) */
+int
+listener_activation_unclaimed(char *err, size_t errlen)
+{
+	for (int i = 0; i < npassed; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		char ip[IP_STR_MAX] = "?";
+
+		if (passed_fds[i] < 0)
+			continue;
+		if (getsockname(passed_fds[i], (struct sockaddr *)&ss, &len) == 0)
+			util_sockaddr_ip((struct sockaddr *)&ss, ip, sizeof(ip));
+		snprintf(err, errlen, "socket activation: the socket on [%s]:%d matches no"
+		    " [listen] section's address", ip, util_sockaddr_port((struct sockaddr *)&ss));
+		return -1;
+	}
 	return 0;
 }
 
@@ -195,6 +320,10 @@ listener_new(struct server *srv, const struct conf_listen *cl, char *err, size_t
 		if (l->ssl_ctx == NULL)
 			goto fail;
 	}
+	if ((r = listener_claim_passed(l, err, errlen)) < 0)
+		goto fail;
+	if (r > 0)
+		return l;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
@@ -219,6 +348,59 @@ fail:
 	return NULL;
 }
 
+/* listener_start - listen and accept on the loop */
+int
+listener_start(struct listener *l, char *err, size_t errlen)
+{
+	for (int i = l->nevl; i < l->nfds; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		char ip[IP_STR_MAX] = "?";
+		struct evconnlistener *evl;
+
+		if (getsockname(l->fds[i], (struct sockaddr *)&ss, &len) == 0)
+			util_sockaddr_ip((struct sockaddr *)&ss, ip, sizeof(ip));
+		if (!l->passed[i] && listen(l->fds[i], LISTENER_BACKLOG) < 0) {
+			snprintf(err, errlen, "listen %s: cannot listen on [%s]:%d: %s", l->cl->name,
+			    ip, l->cl->port, strerror(errno));
+			return -1;
+		}
+		/* backlog 0: the socket listens already */
+		evl = evconnlistener_new(l->srv->base, listener_accept, l,
+		    LEV_OPT_CLOSE_ON_FREE, 0, l->fds[i]);
+		if (evl == NULL) {
+			snprintf(err, errlen, "listen %s: evconnlistener_new failed", l->cl->name);
+			return -1;
+		}
+		evconnlistener_set_error_cb(evl, listener_error);
+		l->evl[l->nevl++] = evl;
+		log_info("listening on [%s]:%d (%s, tls=%s, auth=%s%s)", ip, l->cl->port,
+		    l->cl->name, l->cl->tls == CONF_TLS_NONE ? "none" :
+		    l->cl->tls == CONF_TLS_STARTTLS ? "starttls" : "implicit",
+		    l->cl->auth == CONF_AUTH_REQUIRED ? "required" : "optional",
+		    l->passed[i] ? ", socket activated" : "");
+	}
+	return 0;
+}
+
+const struct conf_listen *
+listener_conf(const struct listener *l)
+{
+	return l->cl;
+}
+
+/* listener_reconfigure - new sessions get cl's settings and ctx (which
+ * the listener now owns); the old context goes once the sessions that
+ * hold it are gone (OpenSSL counts the references). */
+void
+listener_reconfigure(struct listener *l, const struct conf_listen *cl, SSL_CTX *ctx)
+{
+	if (l->ssl_ctx)
+		SSL_CTX_free(l->ssl_ctx);
+	l->ssl_ctx = ctx;
+	l->cl = cl;
+}
+
 void
 listener_disable(struct listener *l)
 {
@@ -232,7 +414,9 @@ listener_free(struct listener *l)
 	if (l == NULL)
 		return;
 	for (int i = 0; i < l->nevl; i++)
-		evconnlistener_free(l->evl[i]);
+		evconnlistener_free(l->evl[i]);   /* closes fds[i] */
+	for (int i = l->nevl; i < l->nfds; i++)
+		close(l->fds[i]);
 	if (l->ssl_ctx)
 		SSL_CTX_free(l->ssl_ctx);
 	free(l);

@@ -11,13 +11,18 @@
  * SIGINT stop gracefully: listeners close, idle sessions are closed, a
  * session waiting for its commit still gets its 250, deliveries in flight
  * finish (bounded by STOP_GRACE), then the store thread is drained.
- * SIGHUP reloads the users file, the DKIM keys and the suppression list
- * (server_reload).
+ * SIGHUP reloads the configuration, the users file, the DKIM keys, the
+ * TLS certificates and the suppression list (server_reload).
+ *
+ * Started as root, the daemon reads its keys and certificates and binds
+ * its ports, then runs as [server] user (priv.c) before it opens the
+ * queue or starts a thread; it never runs as root.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +48,7 @@
 #include "loopq.h"
 #include "metrics.h"
 #include "notify.h"
+#include "priv.h"
 #include "scheduler.h"
 #include "throttle.h"
 #include "server.h"
@@ -162,7 +168,26 @@ main_pidfile(int create)
 	fclose(f);
 }
 
-/* main_state_dir - the queue lives here; private to the daemon */
+/* main_check_readable - what a reload reads again must be readable by
+ * the user we run as now */
+static void
+main_check_readable(void)
+{
+	const struct conf *c = server.conf;
+
+	priv_check_readable("configuration", c->path);
+	priv_check_readable("users file", c->server.users_file);
+	for (size_t i = 0; i < c->nlistens; i++) {
+		priv_check_readable("certificate", c->listens[i].cert);
+		priv_check_readable("TLS key", c->listens[i].key);
+	}
+	for (size_t i = 0; i < c->ndomains; i++)
+		for (size_t k = 0; k < c->domains[i].ndkim_keys; k++)
+			priv_check_readable("DKIM key", c->domains[i].dkim_keys[k].path);
+}
+
+/* main_state_dir - the queue lives here; private to the daemon (as root,
+ * priv_state_dir made it and gave it away already) */
 static int
 main_state_dir(const char *dir)
 {
@@ -188,6 +213,8 @@ main(int argc, char **argv)
 	struct dns_opts vopts;
 	struct event *sigterm, *sigint, *sighup;
 	struct server_dkim *dkim = NULL;
+	struct priv_user pu;
+	int as_root = geteuid() == 0;
 	long loaded;
 
 	while ((ch = getopt(argc, argv, "c:dfhn")) != -1) {
@@ -236,6 +263,12 @@ main(int argc, char **argv)
 	/* DKIM keys: unreadable, too open, too weak keys stop us here. */
 	if ((dkim = server_dkim_load(server.conf, stderr)) == NULL)
 		nerr++;
+	/* The account to run as must exist when root starts us. */
+	if (geteuid() == 0 && priv_lookup(server.conf->server.user, &pu, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", server.conf->path, err);
+		nerr++;
+	}
 	if (nerr) {
 		fprintf(stderr, "outpostd: %s: configuration has errors\n", conf_path);
 		auth_free(server.users);
@@ -263,6 +296,36 @@ main(int argc, char **argv)
 		fatalx("event_base_new failed");
 	server.started = util_now();
 	server_dkim_install(&server, dkim);
+
+	/* What needs root: the state directory handed to the account, the
+	 * ports bound (or taken from systemd). Nothing listens yet. */
+	if (as_root && priv_state_dir(server.conf->server.state_dir, &pu, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	if (listener_activation(err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	server.listeners = xcalloc(server.conf->nlistens, sizeof(*server.listeners));
+	for (size_t i = 0; i < server.conf->nlistens; i++) {
+		struct listener *l = listener_new(&server, &server.conf->listens[i], err,
+		    sizeof(err));
+		if (l == NULL)
+			fatalx("%s:%d: %s", server.conf->path, server.conf->listens[i].line, err);
+		server.listeners[server.nlisteners++] = l;
+	}
+	if (listener_activation_unclaimed(err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	if (as_root) {
+		if (priv_drop(&pu, err, sizeof(err)) < 0)
+			fatalx("%s", err);
+		log_info("running as user %s (uid %ld, gid %ld)", pu.name, (long)pu.uid,
+		    (long)pu.gid);
+	} else if (getpwuid(geteuid()) == NULL ||
+	    strcmp(getpwuid(geteuid())->pw_name, server.conf->server.user) != 0) {
+		log_info("started as uid %ld, not root: running as that user ([server] user"
+		    " %s applies when started as root)", (long)geteuid(),
+		    server.conf->server.user);
+	}
+	main_check_readable();
+
 	server.penalty = auth_penalty_new(4096, server.conf->server.auth_penalty_window);
 	if (server.conf->server.user_rate.n || server.conf->server.user_daily_limit) {
 		struct throttle_user_config uc = {
@@ -314,14 +377,9 @@ main(int argc, char **argv)
 	server.metrics = metrics_start(&server, err, sizeof(err));
 	if (server.metrics == NULL && err[0])
 		fatalx("metrics_listen %s: %s", server.conf->server.metrics_listen, err);
-	server.listeners = xcalloc(server.conf->nlistens, sizeof(*server.listeners));
-	for (size_t i = 0; i < server.conf->nlistens; i++) {
-		struct listener *l = listener_new(&server, &server.conf->listens[i], err,
-		    sizeof(err));
-		if (l == NULL)
+	for (size_t i = 0; i < server.nlisteners; i++)
+		if (listener_start(server.listeners[i], err, sizeof(err)) < 0)
 			fatalx("%s:%d: %s", server.conf->path, server.conf->listens[i].line, err);
-		server.listeners[server.nlisteners++] = l;
-	}
 
 	sigterm = evsignal_new(server.base, SIGTERM, main_signal, NULL);
 	sigint = evsignal_new(server.base, SIGINT, main_signal, NULL);

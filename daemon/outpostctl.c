@@ -52,6 +52,7 @@
 #include "dkim_key.h"
 #include "lint.h"
 #include "log.h"
+#include "priv.h"
 #include "qlist.h"
 #include "selfcheck.h"
 #include "smtp_parse.h"
@@ -794,10 +795,38 @@ dkim_print_txt(const char *domain, const char *selector, const char *path)
 	return 0;
 }
 
-/* dkim_key_dir - DIR made absolute, created 0700 when missing; the
- * default is dkim/ beside the config file */
+/* dkim_key_owner - run as root, the files keygen makes go to the
+ * account outpostd runs as ([server] user), which reads them again at
+ * every reload; 0 with *pu set, -1 when not root or after a warning */
 static int
-dkim_key_dir(const char *conf, const char *dir, char *out)
+dkim_key_owner(const char *conf, struct priv_user *pu)
+{
+	char err[256];
+	const char *name = "outpost";
+	struct conf *c = NULL;
+	FILE *devnull;
+	int rc;
+
+	if (geteuid() != 0)
+		return -1;
+	if ((devnull = fopen("/dev/null", "w")) != NULL) {
+		if (conf_load(conf, devnull, &c) == 0)
+			name = c->server.user;
+		fclose(devnull);
+	}
+	rc = priv_lookup(name, pu, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "outpostctl: warning: %s; the key stays root's, and outpostd"
+		    " will not read it again at a reload until it is chowned\n", err);
+	conf_free(c);
+	return rc;
+}
+
+/* dkim_key_dir - DIR made absolute, created 0700 when missing (for the
+ * daemon's account, when root runs us); the default is dkim/ beside the
+ * config file */
+static int
+dkim_key_dir(const char *conf, const char *dir, char *out, const struct priv_user *owner)
 {
 	char def[PATH_MAX];
 	const char *slash;
@@ -811,10 +840,22 @@ dkim_key_dir(const char *conf, const char *dir, char *out)
 			def[0] = '\0';
 		dir = def;
 	}
-	if (*dir == '\0' || (mkdir(dir, 0700) < 0 && errno != EEXIST) ||
-	    realpath(dir, out) == NULL) {
-		fprintf(stderr, "outpostctl: key directory %s: %s\n", dir,
-		    *dir ? strerror(errno) : "path too long");
+	if (*dir == '\0') {
+		fprintf(stderr, "outpostctl: key directory: path too long\n");
+		return -1;
+	}
+	if (mkdir(dir, 0700) == 0) {
+		if (owner != NULL && chown(dir, owner->uid, owner->gid) < 0) {
+			fprintf(stderr, "outpostctl: key directory %s: chown: %s\n", dir,
+			    strerror(errno));
+			return -1;
+		}
+	} else if (errno != EEXIST) {
+		fprintf(stderr, "outpostctl: key directory %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	if (realpath(dir, out) == NULL) {
+		fprintf(stderr, "outpostctl: key directory %s: %s\n", dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -880,7 +921,8 @@ verb_dkim_keygen(const char *conf, int argc, char **argv)
 	const char *pos[2], *dir = NULL;
 	enum dkim_key_type type = DKIM_KEY_RSA;
 	char domain[HOST_MAX], absdir[PATH_MAX], path[PATH_MAX], err[PATH_MAX + 128];
-	int bits = 2048;
+	struct priv_user pu;
+	int bits = 2048, owned;
 
 	if (dkim_keygen_args(argc, argv, pos, &type, &bits, &dir) != 0)
 		return verb_usage(argv[0]);
@@ -895,7 +937,8 @@ verb_dkim_keygen(const char *conf, int argc, char **argv)
 		    " and '.', at most %d characters)\n", pos[1], CONF_SELECTOR_MAX - 1);
 		return 2;
 	}
-	if (dkim_key_dir(conf, dir, absdir) < 0)
+	owned = dkim_key_owner(conf, &pu) == 0;
+	if (dkim_key_dir(conf, dir, absdir, owned ? &pu : NULL) < 0)
 		return 1;
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s.pem", absdir, domain,
 	    pos[1]) >= sizeof(path)) {
@@ -906,7 +949,11 @@ verb_dkim_keygen(const char *conf, int argc, char **argv)
 		fprintf(stderr, "outpostctl: %s\n", err);
 		return 1;
 	}
-	printf("wrote %s (mode 0600)\n", path);
+	if (owned && chown(path, pu.uid, pu.gid) < 0) {
+		fprintf(stderr, "outpostctl: %s: chown %s: %s\n", path, pu.name, strerror(errno));
+		return 1;
+	}
+	printf("wrote %s (mode 0600%s%s)\n", path, owned ? ", owner " : "", owned ? pu.name : "");
 	if (dkim_print_txt(domain, pos[1], path) < 0)
 		return 1;
 	printf("\n# add to %s:\n", conf);

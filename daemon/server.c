@@ -1,9 +1,10 @@
 /*
  * server - helpers over the daemon's shared state (server.h): the
  * reference-counted DKIM key set, and reloading the configuration (new
- * sessions take it; what the listeners, upstreams, queue and threads were
- * built from waits for a restart), the users file, the DKIM keys, and the
- * suppression list that outpostctl edits in queue.db.
+ * sessions take it; what the listening addresses, upstreams, queue and
+ * threads were built from waits for a restart), the users file, the DKIM
+ * keys, the listeners' TLS certificates and settings, and the suppression
+ * list that outpostctl edits in queue.db.
  *
  * Everything here runs on the loop thread.
  */
@@ -13,15 +14,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ssl.h>
+
 #include "auth.h"
 #include "conf.h"
 #include "dkim_key.h"
 #include "dkim_sign.h"
+#include "listener.h"
 #include "log.h"
 #include "notify.h"
 #include "server.h"
 #include "store.h"
 #include "suppress.h"
+#include "tls.h"
 #include "util.h"
 
 /* server_restart_only - settings the running threads, sockets and queue
@@ -50,19 +55,30 @@ server_restart_only(struct conf *nc, const struct conf *oc)
 	KEEP_VAL(user_daily_limit, "[server] user_daily_limit");
 #undef KEEP_STR
 #undef KEEP_VAL
-	/* Listeners, upstreams and the queue live on in the objects made from
-	 * the old config (sockets, TLS contexts, pools, the scheduler). */
-	if (nc->nlistens != oc->nlistens)
-		changed++, log_warn("reload: [listen] sections changed; take effect at the next start");
-	for (size_t i = 0; i < nc->nlistens && i < oc->nlistens; i++) {
-		const struct conf_listen *a = &nc->listens[i], *b = &oc->listens[i];
+	/* Listening sockets stay bound where they are: a section whose
+	 * address or TLS mode changed, or a new or removed one, waits for a
+	 * restart (server_listen_find says which sections a reload updates). */
+	for (size_t i = 0; i < nc->nlistens; i++) {
+		const struct conf_listen *a = &nc->listens[i], *b = NULL;
 
-		if (strcmp(a->name, b->name) != 0 || strcmp(a->host, b->host) != 0 ||
-		    a->port != b->port || a->tls != b->tls || a->auth != b->auth ||
-		    strcmp(a->cert, b->cert) != 0 || strcmp(a->key, b->key) != 0 ||
-		    a->forward != b->forward) {
-			log_warn("reload: [listen %s] changed; takes effect at the next start",
-			    a->name);
+		for (size_t j = 0; j < oc->nlistens && b == NULL; j++)
+			if (strcmp(oc->listens[j].name, a->name) == 0)
+				b = &oc->listens[j];
+		if (b == NULL || strcmp(a->host, b->host) != 0 || a->port != b->port ||
+		    a->tls != b->tls) {
+			log_warn("reload: [listen %s] %s; takes effect at the next start", a->name,
+			    b == NULL ? "is new" : "address or tls changed");
+			changed++;
+		}
+	}
+	for (size_t j = 0; j < oc->nlistens; j++) {
+		int found = 0;
+
+		for (size_t i = 0; i < nc->nlistens && !found; i++)
+			found = strcmp(oc->listens[j].name, nc->listens[i].name) == 0;
+		if (!found) {
+			log_warn("reload: [listen %s] removed; still listening until the next start",
+			    oc->listens[j].name);
 			changed++;
 		}
 	}
@@ -202,6 +218,44 @@ server_suppress_reload(struct server *srv)
 
 static int server_reload_config(struct server *srv, char *report, size_t reportlen);
 
+/* server_listen_find - the section of c a running listener takes at a
+ * reload: same name, address, port and TLS mode; else NULL */
+static const struct conf_listen *
+server_listen_find(const struct conf *c, const struct conf_listen *running)
+{
+	for (size_t i = 0; i < c->nlistens; i++) {
+		const struct conf_listen *n = &c->listens[i];
+
+		if (strcmp(n->name, running->name) == 0 && strcmp(n->host, running->host) == 0 &&
+		    n->port == running->port && n->tls == running->tls)
+			return n;
+	}
+	return NULL;
+}
+
+/* server_tls_load - every running listener's certificate and key from
+ * the new config, into ctxs[] (NULL where none); -1 after reporting */
+static int
+server_tls_load(struct server *srv, const struct conf *c, SSL_CTX **ctxs, FILE *errs)
+{
+	char err[512];
+	int nerr = 0;
+
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		const struct conf_listen *n = server_listen_find(c,
+		    listener_conf(srv->listeners[i]));
+
+		ctxs[i] = NULL;
+		if (n == NULL || n->tls == CONF_TLS_NONE)
+			continue;
+		if ((ctxs[i] = tls_server_ctx(n->cert, n->key, err, sizeof(err))) == NULL) {
+			fprintf(errs, "%s:%d: [listen %s]: %s\n", c->path, n->line, n->name, err);
+			nerr++;
+		}
+	}
+	return nerr ? -1 : 0;
+}
+
 /* server_reload - SIGHUP: read the config, the users file and the DKIM
  * keys again. Everything is loaded first; on any error nothing changes
  * and the running set stays. Returns 0 or -1. systemd hears RELOADING=1
@@ -226,6 +280,7 @@ server_reload_config(struct server *srv, char *report, size_t reportlen)
 	struct conf *c = NULL;
 	struct auth_db *users = NULL;
 	struct server_dkim *d = NULL;
+	SSL_CTX **ctxs = xcalloc(srv->nlisteners + 1, sizeof(*ctxs));
 	char *buf = NULL;
 	size_t buflen = 0;
 	FILE *errs = open_memstream(&buf, &buflen);
@@ -244,6 +299,8 @@ server_reload_config(struct server *srv, char *report, size_t reportlen)
 	if (users == NULL)
 		goto out;
 	if ((d = server_dkim_load(c, errs)) == NULL)
+		goto out;
+	if (server_tls_load(srv, c, ctxs, errs) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -264,12 +321,30 @@ out:
 	}
 	free(buf);
 	if (rc < 0) {
-		log_err("reload: %s has errors; keeping the running configuration, users and DKIM keys",
-		    srv->conf->path);
+		log_err("reload: %s has errors; keeping the running configuration, users, DKIM keys"
+		    " and certificates", srv->conf->path);
+		for (size_t i = 0; i < srv->nlisteners; i++)
+			if (ctxs[i])
+				SSL_CTX_free(ctxs[i]);
+		free(ctxs);
+		if (d != NULL) {
+			dkim_sign_free(d->signer);
+			free(d);
+		}
 		auth_free(users);
 		conf_free(c);
 		return -1;
 	}
+	/* Listeners serve new connections with their new section and
+	 * certificate; open sessions keep what they started with. */
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		const struct conf_listen *n = server_listen_find(c,
+		    listener_conf(srv->listeners[i]));
+
+		if (n != NULL)
+			listener_reconfigure(srv->listeners[i], n, ctxs[i]);
+	}
+	free(ctxs);
 	auth_free(srv->users);
 	srv->users = users;
 	server_dkim_install(srv, d);

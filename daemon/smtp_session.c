@@ -795,6 +795,14 @@ session_command(struct session *s, const char *line)
 		session_sasl_line(s, line);
 		return;
 	}
+	/* Stopping: an open transaction may finish (MAIL, RCPT, DATA, RSET
+	 * are answered as usual); outside one there is nothing to finish. */
+	if (s->srv->stopping && s->state != ST_MAIL && s->state != ST_RCPT) {
+		smtp_session_reply(s, "421 4.3.2 %s Service shutting down",
+		    s->conf->server.hostname);
+		session_close(s);
+		return;
+	}
 	v = smtp_parse_verb(line, &args);
 	for (size_t i = 0; i < ARRAY_LEN(session_cmds); i++) {
 		if (session_cmds[i].verb != v)
@@ -1137,6 +1145,8 @@ session_free(struct session *s)
 	listener_release_ip(s->listener, s->ip);
 	s->srv->nsessions--;
 	auth_user_free(s->auth_user);
+	if (s->ssl_ctx)
+		SSL_CTX_free(s->ssl_ctx);
 	util_wipe(s->sasl_name, sizeof(s->sasl_name));
 	free(s);
 }
@@ -1151,7 +1161,10 @@ smtp_session_start(struct server *srv, struct listener *l, const struct conf_lis
 	s->conf = srv->conf;
 	s->listener = l;
 	s->cl = cl;
-	s->ssl_ctx = ctx;
+	/* our own reference: a reload may replace the listener's context
+	 * before this session asks for STARTTLS */
+	if (ctx != NULL && SSL_CTX_up_ref(ctx) == 1)
+		s->ssl_ctx = ctx;
 	snprintf(s->id, sizeof(s->id), "S%06lX", ++session_counter & 0xffffff);
 	util_sockaddr_ip(sa, s->ip, sizeof(s->ip));
 	s->port = util_sockaddr_port(sa);
@@ -1164,7 +1177,7 @@ smtp_session_start(struct server *srv, struct listener *l, const struct conf_lis
 	session_list = s;
 
 	if (cl->tls == CONF_TLS_IMPLICIT) {
-		SSL *ssl = SSL_new(ctx);
+		SSL *ssl = s->ssl_ctx ? SSL_new(s->ssl_ctx) : NULL;
 		s->bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl,
 		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
 		if (s->bev == NULL) {
@@ -1209,8 +1222,10 @@ smtp_session_refuse(struct server *srv, int fd, const char *why)
 	close(fd);
 }
 
-/* smtp_session_shutdown - close every session that is not waiting for a
- * commit; those close after their reply (smtp_session_finish). */
+/* smtp_session_shutdown - close every session that is not in the middle
+ * of a transaction: one waiting for its commit closes after its reply
+ * (smtp_session_finish), one between MAIL and the final dot may finish
+ * the transaction first (session_command), within main's grace time. */
 void
 smtp_session_shutdown(struct server *srv)
 {
@@ -1218,7 +1233,8 @@ smtp_session_shutdown(struct server *srv)
 
 	for (s = session_list; s; s = next) {
 		next = s->next;
-		if (s->busy || s->state == ST_CLOSING)
+		if (s->busy || s->state == ST_CLOSING || s->state == ST_MAIL ||
+		    s->state == ST_RCPT || s->state == ST_DATA)
 			continue;
 		if (s->state == ST_TLS) {
 			event_active(s->deadline, EV_TIMEOUT, 0);

@@ -64,3 +64,17 @@ outpost_build() {
 	fi
 	make -j"$(nproc 2>/dev/null || echo 2)"
 }
+
+# outpost_ensure_user - the system account outpostd runs as when started
+# as root ([server] user, default outpost), created when missing. Under
+# systemd the sysusers.d snippet does the same.
+outpost_ensure_user() {
+	getent passwd outpost >/dev/null 2>&1 && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		outpost_msg "no account 'outpost'; as root run: useradd --system --home-dir /var/lib/outpost --shell /usr/sbin/nologin outpost"
+		return 1
+	fi
+	outpost_msg "creating the system account outpost"
+	useradd --system --user-group --home-dir /var/lib/outpost --no-create-home \
+		--shell /usr/sbin/nologin outpost
+}

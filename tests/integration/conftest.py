@@ -21,6 +21,8 @@ Every wait is a poll against a deadline; nothing sleeps for long.
 
 import base64
 import os
+import pwd
+import tempfile
 import re
 import shutil
 import signal
@@ -66,6 +68,66 @@ SANITIZER_IGNORE_RE = re.compile(
 # The line logged once a message is accepted (committed to the queue).
 ACCEPTED_RE = re.compile(r"\w+: from=<[^>]*>, size=\d+, nrcpt=\d+")
 QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as (\S+)", re.I)
+
+
+# Started as root (as CI runs the suite), outpostd runs as [server] user,
+# default outpost, once its ports are bound: what it reads or writes after
+# that (state, Maildirs, files a reload reads again) must be that
+# account's. scripts/test creates the account.
+DAEMON_USER = "outpost"
+TMP_ROOT = Path(tempfile.gettempdir()).resolve()
+
+
+def daemon_ids():
+    """(uid, gid) the daemon will run as, or None when not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam(DAEMON_USER)
+    except KeyError:
+        pytest.fail(f"no account {DAEMON_USER!r}: outpostd started as root runs as it "
+                    "(scripts/test creates it: useradd --system outpost)")
+    return pw.pw_uid, pw.pw_gid
+
+
+def give_to_daemon(*paths, keep=()):
+    """Hand test files under the temporary directory to the daemon's
+    account (recursively, except what is under keep), and let it traverse
+    their parents."""
+    ids = daemon_ids()
+    if ids is None:
+        return
+    keep = [Path(k).resolve() for k in keep]
+    for p in paths:
+        p = Path(p).resolve()
+        if not p.exists() or TMP_ROOT not in p.parents or \
+                any(k == p or k in p.parents for k in keep):
+            continue
+        for a in reversed(p.parents):
+            if a == TMP_ROOT or TMP_ROOT in a.parents:
+                mode = a.stat().st_mode
+                if not mode & 0o001:
+                    a.chmod((mode & 0o7777) | 0o001)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = [x for x in dirs if Path(root, x).resolve() not in keep]
+                os.chown(root, *ids)
+                for f in files:
+                    os.lchown(os.path.join(root, f), *ids)
+        else:
+            os.lchown(p, *ids)
+
+
+def config_paths(sections):
+    """Every absolute path named in a config's values."""
+    out = []
+    for keys in sections.values():
+        for v in keys.values():
+            for tok in re.split(r"[\s,]+", str(v)):
+                i = tok.find("/")
+                if i >= 0 and (i == 0 or tok[i - 1] == ":"):
+                    out.append(tok[i:])
+    return out
 
 
 def wait_until(pred, timeout, what, interval=0.05):
@@ -268,12 +330,16 @@ class Daemon:
         self.log_path = self.workdir / f"{name}.log"
         self.proc = None
         self.exit_codes = []
+        self.keep_root = []     # paths start() leaves root's (give_to_daemon)
         (self.workdir / "state").mkdir(parents=True, exist_ok=True)
         self.write_config()
 
     # -- config -----------------------------------------------------------
     def write_config(self, text=None):
         self.conf_path.write_text(text if text is not None else render_config(self.sections))
+        # What the new config names is read again by a reload, after the
+        # daemon dropped root.
+        self.give()
 
     @property
     def port(self):
@@ -310,8 +376,14 @@ class Daemon:
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         return env
 
+    def give(self):
+        """What the daemon reads and writes after its privilege drop
+        belongs to its account (when the tests run as root)."""
+        give_to_daemon(self.workdir, *config_paths(self.sections), keep=self.keep_root)
+
     def start(self, wait=True, cwd=None):
         assert not self.running(), "daemon already running"
+        self.give()
         logf = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(

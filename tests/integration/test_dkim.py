@@ -12,6 +12,7 @@ load, and the key lifecycle commands (keygen, dns).
 import base64
 import logging
 import os
+import pwd
 import re
 import stat
 import subprocess
@@ -844,7 +845,11 @@ def test_keygen_rsa_record_matches_key(keys):
     key = keys["rsa"]
     check_record(key, bits=2048)
     assert stat.S_IMODE(key.path.stat().st_mode) == 0o600
-    assert f"wrote {key.path} (mode 0600)" in key.stdout, key.stdout
+    # As root, the key goes to the account the daemon runs as.
+    owner = ", owner outpost" if os.geteuid() == 0 else ""
+    assert f"wrote {key.path} (mode 0600{owner})" in key.stdout, key.stdout
+    if os.geteuid() == 0:
+        assert key.path.stat().st_uid == pwd.getpwnam("outpost").pw_uid
     # A 2048-bit key does not fit one 255-byte string.
     assert len(key.strings) >= 2
     assert re.search(r"^s2026\._domainkey\.example\.com\.\s+(\d+\s+)?IN\s+TXT\s+\(",

@@ -8,6 +8,9 @@ import re
 import signal
 import socket
 import time
+from pathlib import Path
+
+from conftest import give_to_daemon
 
 
 class FakeSystemd:
@@ -16,6 +19,10 @@ class FakeSystemd:
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
+        # Like systemd's own, anyone may write to it: the daemon sends
+        # after it dropped to its account.
+        os.chmod(path, 0o666)
+        give_to_daemon(Path(path).parent)
         self.sock.settimeout(0.2)
         self.got = []
 

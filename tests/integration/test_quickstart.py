@@ -22,8 +22,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import (OUTPOSTCTL, OUTPOSTD, REPO, can_connect, free_port, have_swaks,
-                      parse_txt_records, txt_dnsfunc, wait_until)
+from conftest import (OUTPOSTCTL, OUTPOSTD, REPO, can_connect, free_port, give_to_daemon,
+                      have_swaks, parse_txt_records, txt_dnsfunc, wait_until)
 
 QUICKSTART = REPO / "scripts" / "quickstart"
 SWAKS_RE = re.compile(r"^\s*(swaks --server \S+ .*)$", re.M)
@@ -97,6 +97,9 @@ class Quickstart:
 
 @pytest.fixture
 def quickstart(tmp_path, binaries):
+    # As root, quickstart's outpostd runs as the outpost account, which
+    # must reach the run directory (quickstart gives it the directory).
+    give_to_daemon(tmp_path)
     made = []
 
     def make(run_dir=None, port=None):

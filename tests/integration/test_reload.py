@@ -87,7 +87,7 @@ def test_reload_refuses_broken_config_and_keeps_running_keys(daemon_factory, cli
     # A SIGHUP that bypasses outpostctl is refused by the daemon itself.
     mark = d.mark()
     os.kill(d.proc.pid, signal.SIGHUP)
-    d.wait_log(r"reload: .* has errors; keeping the running configuration, users and DKIM keys",
+    d.wait_log(r"reload: .* has errors; keeping the running configuration, users, DKIM keys and certificates",
                since=mark)
     assert d.running()
     assert signed_selector(d, send(d, client_factory, tls_ctx)) == "good"
@@ -135,7 +135,8 @@ def test_reload_applies_config_to_new_sessions(daemon_factory, client_factory, t
     p = ctl(d, "reload")
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.startswith("reloaded: config, ") and "need a restart" in p.stdout, p.stdout
-    d.wait_log(r"reload: \[listen submission\] changed; takes effect at the next start",
+    d.wait_log(r"reload: \[listen submission\] address or tls changed; takes effect at the next"
+               r" start",
                since=mark)
     new = client_factory(d.port)                         # still STARTTLS: restart-only
     new.login(tls_ctx, "alice", ALICE_PW)

@@ -138,6 +138,8 @@ test_defaults(void)
 	is_int(c->server.signer_threads, cores < 1 ? 1 : cores > 64 ? 64 : cores,
 	    "signer_threads = online cores");
 	is_int(c->server.debug, 0, "log_level info");
+	is_str(c->server.user, "outpost", "user = outpost");
+	is_str(c->server.metrics_listen, "127.0.0.1:9587", "metrics_listen 127.0.0.1:9587");
 
 	is_int(c->nlistens, 1, "one listener");
 	is_str(c->listens[0].name, "test", "listener name");
@@ -208,6 +210,8 @@ test_full(void)
 	    "dns_server = 127.0.0.1:5353\n"
 	    "signer_threads = 3\n"
 	    "log_level = debug\n"
+	    "user = mail-relay\n"
+	    "metrics_listen = [::1]:9100\n"
 	    "\n"
 	    "[listen submission]\n"
 	    "address = [::]:587\n"
@@ -274,6 +278,8 @@ test_full(void)
 	is_str(c->server.default_upstream, "backup", "default_upstream");
 	is_int(c->server.unsigned_policy, CONF_UNSIGNED_RELAY, "unsigned relay");
 	is_str(c->server.dns_server, "127.0.0.1:5353", "dns_server");
+	is_str(c->server.user, "mail-relay", "user");
+	is_str(c->server.metrics_listen, "[::1]:9100", "metrics_listen");
 	is_int(c->server.signer_threads, 3, "signer_threads");
 	is_int(c->server.debug, 1, "log_level debug");
 
@@ -283,7 +289,7 @@ test_full(void)
 	is_int(c->listens[0].tls, CONF_TLS_STARTTLS, "tls default starttls");
 	is_str(c->listens[0].cert, sub("cert.pem"), "relative cert made absolute");
 	is_str(c->listens[0].key, sub("key.pem"), "relative key made absolute");
-	is_int(c->listens[0].line, 25, "listener line is its header");
+	is_int(c->listens[0].line, 27, "listener line is its header");
 	is_str(c->listens[1].host, "*", "* host");
 	is_int(c->listens[1].port, 465, "port 465");
 	is_int(c->listens[1].tls, CONF_TLS_IMPLICIT, "tls implicit");
@@ -396,6 +402,15 @@ test_errors(void)
 	    "unsigned: expected reject or relay, got 'sometimes'", "bad enum");
 	one_error(LISTEN "[upstream u]\naddress = h.example:25\ntls = ssl\n", 6,
 	    "tls: expected starttls, implicit or none, got 'ssl'", "bad tls enum");
+	one_error("[server]\nuser = root\n" LISTEN, 2, "user: expected the name of an existing"
+	    " account other than root, such as outpost, got 'root'", "user root refused");
+	one_error("[server]\nuser = a b\n" LISTEN, 2, "user: expected the name of an existing"
+	    " account other than root, such as outpost, got 'a b'", "user with a space");
+	one_error("[server]\nmetrics_listen = 9587\n" LISTEN, 2, "metrics_listen: expected an IP"
+	    " address and port such as 127.0.0.1:9587, or no, got '9587'", "metrics without host");
+	one_error("[server]\nmetrics_listen = localhost:9587\n" LISTEN, 2, "metrics_listen:"
+	    " expected an IP address and port such as 127.0.0.1:9587, or no, got"
+	    " 'localhost:9587'", "metrics host name");
 	one_error("[server]\nbogus = 1\n" LISTEN, 2, "unknown key 'bogus' in [server]",
 	    "unknown key");
 	one_error("[server]\nmax_recipients = 5\n\nmax_recipients = 6\n" LISTEN, 4,
