@@ -271,6 +271,10 @@ main(int argc, char **argv)
 	}
 	if (nerr) {
 		fprintf(stderr, "outpostd: %s: configuration has errors\n", conf_path);
+		if (dkim != NULL) {
+			server_dkim_install(&server, dkim);
+			server_dkim_install(&server, NULL);
+		}
 		auth_free(server.users);
 		conf_free(server.conf);
 		return 1;
