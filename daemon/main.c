@@ -74,15 +74,16 @@ static const struct timeval status_every = { MAIN_STATUS_EVERY, 0 };
 static int64_t stop_started;
 
 static void
-usage(void)
+usage(FILE *f, int status)
 {
-	fprintf(stderr,
+	fprintf(f,
 	    "usage: outpostd [-c FILE] [-f] [-d]   run the relay\n"
 	    "       outpostd [-c FILE] -n          check the configuration\n"
 	    "  -c FILE  configuration (default %s)\n"
 	    "  -f       stay in the foreground and log to stderr\n"
-	    "  -d       debug logging\n", DEFAULT_CONF);
-	exit(2);
+	    "  -d       debug logging\n"
+	    "  -h       this help\n", DEFAULT_CONF);
+	exit(status);
 }
 
 /* main_stop_check - leave the loop once nothing is in flight */
@@ -217,17 +218,20 @@ main(int argc, char **argv)
 	int as_root = geteuid() == 0;
 	long loaded;
 
+	if (argc > 1 && strcmp(argv[1], "--help") == 0)
+		usage(stdout, 0);
 	while ((ch = getopt(argc, argv, "c:dfhn")) != -1) {
 		switch (ch) {
 		case 'c': conf_path = optarg; break;
 		case 'd': debug = 1; break;
 		case 'f': foreground = 1; break;
+		case 'h': usage(stdout, 0); break;
 		case 'n': check = 1; break;
-		default: usage();
+		default: usage(stderr, 2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr, 2);
 
 	if (conf_load(conf_path, stderr, &server.conf) != 0) {
 		fprintf(stderr, "outpostd: %s: configuration has errors\n", conf_path);

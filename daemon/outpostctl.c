@@ -1219,7 +1219,12 @@ main(int argc, char **argv)
 	const struct verb *v, *sub;
 	int ch;
 
-	/* '+': options stop at the verb, which has its own arguments. */
+	/* --help as GNU tools take it; '+': options stop at the verb, which
+	 * has its own arguments. */
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
 	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -29,6 +29,28 @@
 #include "tls.h"
 #include "util.h"
 
+/* server_upstream_differs - any setting of an [upstream] section (the
+ * secret and the per-domain rates compared by value, not by pointer) */
+static int
+server_upstream_differs(const struct conf_upstream *a, const struct conf_upstream *b)
+{
+	struct conf_upstream x, y;
+
+	if ((a->password == NULL) != (b->password == NULL) ||
+	    (a->password != NULL && strcmp(a->password, b->password) != 0))
+		return 1;
+	if (a->ndomain_rates != b->ndomain_rates || (a->ndomain_rates > 0 &&
+	    memcmp(a->domain_rates, b->domain_rates,
+	    a->ndomain_rates * sizeof(*a->domain_rates)) != 0))
+		return 1;
+	memcpy(&x, a, sizeof(x));
+	memcpy(&y, b, sizeof(y));
+	x.password = y.password = NULL;
+	x.domain_rates = y.domain_rates = NULL;
+	x.line = y.line = 0;
+	return memcmp(&x, &y, sizeof(x)) != 0;
+}
+
 /* server_restart_only - settings the running threads, sockets and queue
  * were built from keep their running values in the new config, so
  * nothing disagrees with them; each one that differs is logged once.
@@ -53,6 +75,10 @@ server_restart_only(struct conf *nc, const struct conf *oc)
 	KEEP_VAL(check_interval, "[server] check_interval");
 	KEEP_VAL(user_rate, "[server] user_rate");
 	KEEP_VAL(user_daily_limit, "[server] user_daily_limit");
+	KEEP_VAL(auth_penalty_window, "[server] auth_penalty_window");
+	KEEP_VAL(debug, "[server] log_level");
+	KEEP_STR(user, "[server] user");
+	KEEP_STR(metrics_listen, "[server] metrics_listen");
 #undef KEEP_STR
 #undef KEEP_VAL
 	/* Listening sockets stay bound where they are: a section whose
@@ -86,16 +112,9 @@ server_restart_only(struct conf *nc, const struct conf *oc)
 		changed++, log_warn("reload: [upstream] sections changed; take effect at the next"
 		    " start");
 	for (size_t i = 0; i < nc->nupstreams && i < oc->nupstreams; i++) {
-		const struct conf_upstream *a = &nc->upstreams[i], *b = &oc->upstreams[i];
-
-		if (strcmp(a->name, b->name) != 0 || strcmp(a->host, b->host) != 0 ||
-		    a->port != b->port || strcmp(a->maildir, b->maildir) != 0 ||
-		    memcmp(&a->rate, &b->rate, sizeof(a->rate)) != 0 ||
-		    a->daily_limit != b->daily_limit ||
-		    a->max_connections != b->max_connections ||
-		    strcmp(a->username, b->username) != 0) {
+		if (server_upstream_differs(&nc->upstreams[i], &oc->upstreams[i])) {
 			log_warn("reload: [upstream %s] changed; takes effect at the next start",
-			    a->name);
+			    nc->upstreams[i].name);
 			changed++;
 		}
 	}

@@ -145,3 +145,23 @@ def test_reload_applies_config_to_new_sessions(daemon_factory, client_factory, t
         codes = [c.cmd(f"RCPT TO:<r{i}@example.net>").code for i in range(limit + 1)]
         assert codes == [250] * limit + [452], (limit, codes)
         c.cmd("QUIT")
+
+
+def test_reload_names_every_restart_only_change(daemon_factory):
+    """Settings read once at start are named, not silently kept: any key of
+    an [upstream], log_level, auth_penalty_window, user, metrics_listen."""
+    d = daemon_factory()
+    d.sections["upstream main"]["idle_timeout"] = "45"
+    d.sections["server"]["log_level"] = "info"
+    d.sections["server"]["auth_penalty_window"] = "900"
+    d.write_config()
+    mark = d.mark()
+    p = ctl(d, "reload")
+    assert p.returncode == 0, p.stdout + p.stderr
+    for what in (r"\[upstream main\] changed", r"\[server\] log_level changed",
+                 r"\[server\] auth_penalty_window changed"):
+        d.wait_log(rf"reload: {what}; takes effect at the next start", since=mark)
+    # log_level kept its running value: debug lines go on.
+    mark = d.mark()
+    ctl(d, "status")
+    d.wait_log(r"debug: ", since=mark)
