@@ -14,6 +14,9 @@ fall behind it unnoticed. No daemon is started.
 - conf/outpost.conf (installed as /etc/outpost/outpost.conf) uses only
   known keys, shows user and metrics_listen, and passes `outpostd -n`
   once its /etc/outpost files are made in a temporary directory.
+- The README and the pages name only outpostctl commands that exist, and
+  the configuration of README's "Installing on the office server" loads
+  with each provider's [upstream].
 - groff -man -ww -z prints nothing for each page (no warnings).
 """
 
@@ -316,6 +319,67 @@ def test_example_config_loads(tmp_path):
     assert p.returncode == 0, f"conf/outpost.conf does not load:\n{p.stderr}"
     assert "configuration ok" in p.stdout
     assert "warning" not in p.stderr, p.stderr
+
+
+def test_docs_name_only_real_outpostctl_verbs():
+    """Every "outpostctl [-c FILE] VERB [SUB]" in the README and the pages
+    names a verb that outpostctl -h lists."""
+    verbs = set(usage_verbs(outpostctl_usage()))
+    groups = {v.split()[0] for v in verbs if " " in v}
+    texts = {"README": (SRC / "README").read_text()}
+    for page in PAGES:
+        texts[page] = (MAN / page).read_text().replace("\\-", "-")
+    # commands, not prose: an indented or example line, `...`, a pipe,
+    # or a bold .B/.BR "outpostctl ..." in a page
+    tail = r"outpostctl(?: -c \S+)? ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?"
+    in_readme = re.compile(r"(?m)(?:^\s+|`|\| |&& )" + tail)
+    in_page = re.compile(r'(?m)(?:^|\| |&& |\.BR? "?)' + tail)  # .EX lines start at 0
+    bad = []
+    for name, text in texts.items():
+        for m in (in_readme if name == "README" else in_page).finditer(text):
+            verb, sub = m.group(1), m.group(2)
+            if verb in groups and sub and f"{verb} {sub}" not in verbs:
+                bad.append(f"{name}: {m.group(0).strip()}")
+            elif verb not in groups and verb not in verbs:
+                bad.append(f"{name}: {m.group(0).strip()}")
+    assert not bad, f"unknown outpostctl commands in the docs: {bad}"
+
+
+def test_readme_walkthrough_configs_load(tmp_path):
+    """The configuration of README's "Installing on the office server",
+    with each provider's [upstream], passes outpostd -n."""
+    if not os.access(OUTPOSTD, os.X_OK) or not os.access(OUTPOSTCTL, os.X_OK):
+        pytest.skip("outpostd / outpostctl are not built")
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl CLI")
+    readme = (SRC / "README").read_text()
+    start = readme.index("Installing on the office server\n---")
+    sec = readme[start:readme.index("\n---", start + 40)]
+    blocks = re.findall(r"\n((?:     \[.*\n(?:     .*\n|\n)*?))(?=\n {0,3}\S)", sec)
+    base = [b for b in blocks if "[server]" in b]
+    ups = [b for b in blocks if b.strip().startswith("[upstream")]
+    assert len(base) == 1 and len(ups) >= 3, "walkthrough config blocks not found"
+    etc = tmp_path / "etc"
+    make_cert(etc / "tls")
+    subprocess.run([OUTPOSTCTL, "-c", str(etc / "outpost.conf"), "dkim", "keygen",
+                    "example.com", "s2026"], check=True, capture_output=True,
+                   timeout=TIMEOUT)
+    p = subprocess.run([OUTPOSTCTL, "passwd", "alice", "alice@example.com"],
+                       input="pw\n", capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    (etc / "users").write_text(p.stdout)
+    (etc / "upstream.secret").write_text("secret\n")
+    (etc / "upstream.secret").chmod(0o600)
+    for up in ups:
+        name = re.search(r"\[upstream (\S+)\]", up).group(1)
+        text = "\n".join(l[5:] for l in (base[0] + "\n" + up).split("\n"))
+        text = re.sub(r"(?m)^upstream = \S+$", f"upstream = {name}", text)
+        text = text.replace("[server]\n", f"[server]\nstate_dir = {tmp_path / 'state'}\n")
+        (etc / "outpost.conf").write_text(text)
+        p = subprocess.run([OUTPOSTD, "-c", str(etc / "outpost.conf"), "-n"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert p.returncode == 0 and "warning" not in p.stderr, \
+            f"README's config with [upstream {name}]:\n{text}\n{p.stderr}"
 
 
 # ---- rendering -----------------------------------------------------------
