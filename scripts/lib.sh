@@ -8,7 +8,7 @@
 OUTPOST_BUILD_PKGS="build-essential autoconf automake pkg-config libevent-dev libssl-dev
 	libsqlite3-dev libopendkim-dev libspf2-dev libinih-dev libc-ares-dev libcrypt-dev
 	libsystemd-dev openssl swaks publicsuffix"
-OUTPOST_TEST_PKGS="python3-pytest python3-aiosmtpd python3-dkim python3-dnslib python3-authres"
+OUTPOST_TEST_PKGS="python3-pytest python3-aiosmtpd python3-dkim python3-dnslib python3-authres groff-base"
 OUTPOST_BENCH_PKGS="postfix opendkim opendkim-tools"
 
 outpost_msg() {
