@@ -65,16 +65,22 @@ outpost_build() {
 	make -j"$(nproc 2>/dev/null || echo 2)"
 }
 
-# outpost_ensure_user - the system account outpostd runs as when started
-# as root ([server] user, default outpost), created when missing. Under
-# systemd the sysusers.d snippet does the same.
+# outpost_ensure_user - make sure the system account outpostd runs as
+# ([server] user, default outpost; User= of outpost.service) exists: when
+# started as root, outpostd drops to it after binding its ports. Made like
+# systemd/outpost.sysusers would (home /var/lib/outpost, not created here;
+# no login shell).
 outpost_ensure_user() {
+	local sudo=()
 	getent passwd outpost >/dev/null 2>&1 && return 0
 	if [ "$(id -u)" -ne 0 ]; then
-		outpost_msg "no account 'outpost'; as root run: useradd --system --home-dir /var/lib/outpost --shell /usr/sbin/nologin outpost"
-		return 1
+		if ! command -v sudo >/dev/null 2>&1; then
+			outpost_msg "no user outpost and not root; as root run: useradd --system --user-group --home-dir /var/lib/outpost --no-create-home --shell /usr/sbin/nologin outpost"
+			return 1
+		fi
+		sudo=(sudo)
 	fi
-	outpost_msg "creating the system account outpost"
-	useradd --system --user-group --home-dir /var/lib/outpost --no-create-home \
-		--shell /usr/sbin/nologin outpost
+	outpost_msg "creating the system user outpost"
+	"${sudo[@]}" useradd --system --user-group --home-dir /var/lib/outpost --no-create-home \
+		--shell /usr/sbin/nologin --comment "outpost SMTP relay" outpost
 }
