@@ -15,10 +15,26 @@ outpost_msg() {
 	printf '%s: %s\n' "${OUTPOST_SCRIPT:-outpost}" "$*" >&2
 }
 
+# outpost_as_root WHAT CMD... - run CMD as root: directly when we are,
+# through sudo when there is one; otherwise say what to run as root
+# (WHAT: why we need it) and fail.
+outpost_as_root() {
+	local what=$1
+	shift
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		outpost_msg "$what and not root; as root run: $*"
+		return 1
+	fi
+}
+
 # outpost_install_packages PKG... - apt-get install the packages dpkg does
 # not report as installed; apt-get update runs once, and only if needed.
 outpost_install_packages() {
-	local p missing=() sudo=()
+	local p missing=()
 	if ! command -v dpkg >/dev/null 2>&1; then
 		outpost_msg "no dpkg: not Debian; make sure these (or their equivalents) are installed: $*"
 		return 0
@@ -27,16 +43,10 @@ outpost_install_packages() {
 		dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")
 	done
 	[ "${#missing[@]}" -eq 0 ] && return 0
-	if [ "$(id -u)" -ne 0 ]; then
-		if ! command -v sudo >/dev/null 2>&1; then
-			outpost_msg "missing packages and not root; as root run: apt-get install ${missing[*]}"
-			return 1
-		fi
-		sudo=(sudo)
-	fi
 	outpost_msg "installing missing packages: ${missing[*]}"
-	"${sudo[@]}" apt-get update &&
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+	outpost_as_root "missing packages" apt-get update &&
+	outpost_as_root "missing packages" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y "${missing[@]}"
 }
 
 # outpost_configured_with FLAG... - was ./configure last run with exactly
@@ -71,16 +81,8 @@ outpost_build() {
 # systemd/outpost.sysusers would (home /var/lib/outpost, not created here;
 # no login shell).
 outpost_ensure_user() {
-	local sudo=()
 	getent passwd outpost >/dev/null 2>&1 && return 0
-	if [ "$(id -u)" -ne 0 ]; then
-		if ! command -v sudo >/dev/null 2>&1; then
-			outpost_msg "no user outpost and not root; as root run: useradd --system --user-group --home-dir /var/lib/outpost --no-create-home --shell /usr/sbin/nologin outpost"
-			return 1
-		fi
-		sudo=(sudo)
-	fi
 	outpost_msg "creating the system user outpost"
-	"${sudo[@]}" useradd --system --user-group --home-dir /var/lib/outpost --no-create-home \
+	outpost_as_root "no user outpost" useradd --system --user-group --home-dir /var/lib/outpost --no-create-home \
 		--shell /usr/sbin/nologin --comment "outpost SMTP relay" outpost
 }
