@@ -135,8 +135,8 @@ control_fmt_rate(double r, char *buf, size_t len)
 	return buf;
 }
 
-/* control_up_state - "up", "down", "suspended" */
-static const char *
+/* control_up_state - see control.h */
+const char *
 control_up_state(const struct scheduler_up_status *st, double now)
 {
 	if (st->down_until > 0)

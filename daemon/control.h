@@ -28,6 +28,7 @@
 
 struct server;
 struct control;
+struct scheduler_up_status;
 
 #define CONTROL_NAME "control"         /* in state_dir */
 #define CONTROL_LINE_MAX 1024
@@ -41,5 +42,8 @@ void control_free(struct control *c);
 /* One line for systemd's STATUS=: queue counts and each upstream's state,
  * e.g. "12 messages queued (3 deferred, 0 held); upstreams: isp up". */
 void control_status_line(struct server *srv, char *buf, size_t len);
+/* An upstream's state as status shows it: "up", "down" (unreachable) or
+ * "suspended" (throttled); now in seconds since the epoch. */
+const char *control_up_state(const struct scheduler_up_status *st, double now);
 
 #endif

@@ -1302,6 +1302,24 @@ scheduler_queue_status(const struct scheduler *s, struct scheduler_queue_status 
 	q->inflight = s->inflight;
 }
 
+/* scheduler_queue_each - see scheduler.h */
+void
+scheduler_queue_each(const struct scheduler *s,
+    void (*fn)(const struct scheduler_msg_view *v, void *arg), void *arg)
+{
+	struct scheduler_msg_view v;
+
+	for (const struct sched_msg *m = s->all; m; m = m->anext) {
+		v.received_at = m->received_at;
+		v.held = m->held;
+		v.in_flight = m->in_flight;
+		v.tried = 0;
+		for (size_t i = 0; i < m->nrcpt && !v.tried; i++)
+			v.tried = m->rcpts[i].attempts > 0;
+		fn(&v, arg);
+	}
+}
+
 /* scheduler_stop - start nothing new; close idle connections */
 void
 scheduler_stop(struct scheduler *s)

@@ -59,6 +59,14 @@ void scheduler_upstream_status(struct scheduler *s, size_t i,
     struct scheduler_up_status *st);
 void scheduler_queue_status(const struct scheduler *s,
     struct scheduler_queue_status *q);
+/* Every message in memory, for the metrics' queue gauges (O(queue)). */
+struct scheduler_msg_view {
+	time_t received_at;
+	int held, in_flight;
+	int tried;                  /* a pending recipient was attempted */
+};
+void scheduler_queue_each(const struct scheduler *s,
+    void (*fn)(const struct scheduler_msg_view *v, void *arg), void *arg);
 /* outpostctl queue hold|release|delete|retry ID: 0, or -1 with why
  * ("not in the queue", "already held", "being delivered right now").
  * A held message stays in memory and in the store (flag HELD) but is not
