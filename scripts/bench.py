@@ -491,6 +491,7 @@ max_recipients = 100
 max_connections = 20000
 max_connections_per_ip = 20000
 check_interval = 0
+metrics_listen = no
 unsigned = {"relay" if dkim == "off" else "reject"}
 
 [listen bench]

@@ -256,6 +256,9 @@ def default_sections(workdir, port, tls, users):
             "unsigned": "relay",
             # No self-check at start: it would ask the Internet's DNS.
             "check_interval": "0",
+            # Daemons run side by side: none takes the default 9587
+            # (test_metrics.py gives its own a free port).
+            "metrics_listen": "no",
         },
         "listen submission": {
             "address": f"127.0.0.1:{port}",
