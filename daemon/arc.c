@@ -29,6 +29,7 @@
 #include "arc.h"
 #include "dkim_canon.h"
 #include "dkim_verify.h"
+#include "metrics.h"
 #include "util.h"
 
 enum { ARC_AAR, ARC_AMS, ARC_AS, ARC_KINDS };
@@ -532,6 +533,7 @@ arc_seal(const struct arc_seal_params *p, const struct arc_result *chain,
 	    dlen, &as, err, errlen) != 0)
 		goto out;
 	*out = xasprintf("%s%s%s", as, ams, aar);
+	metrics_inc(METRICS_ARC_SEALS);
 	rc = 0;
 out:
 	for (int k = 0; tags[k] != NULL; k++)

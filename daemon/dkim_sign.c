@@ -31,6 +31,7 @@
 #include "dkim_key.h"
 #include "dkim_sign.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 struct dkim_signer {
@@ -180,6 +181,7 @@ dkim_sign_message(const struct dkim_signer *s, const struct dkim_domain *d,
 			n = strlen(fields[i]);
 			memcpy(p, fields[i], n);
 			p += n;
+			metrics_dkim_signed(dkim_key_alg(&d->keys[i]));
 			snprintf(item, sizeof(item), "%sd=%s s=%s a=%s", i ? "; " : "", d->name,
 			    d->keys[i].selector, dkim_key_alg(&d->keys[i]));
 			util_strlcat(log, item, loglen);

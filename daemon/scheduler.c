@@ -64,6 +64,7 @@
 #include "classify.h"
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "scheduler.h"
 #include "scheduler_int.h"
 #include "server.h"
@@ -820,6 +821,7 @@ sched_done(struct upstream_job *job, void *arg)
 		    job->relay[0] ? job->relay : "none", delay, dsn, status,
 		    ur->reply, job->possible_duplicate && cls == 4 ?
 		    ", possible duplicate" : "");
+		metrics_delivered(m->up->cu->name, status);
 		res[i].rcpt_id = r->id;
 		res[i].status = status;
 		res[i].attempts = r->attempts;

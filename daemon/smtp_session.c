@@ -46,6 +46,7 @@
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "signer.h"
 #include "smtp_data.h"
@@ -413,12 +414,14 @@ session_auth_result(struct session *s, int ok, const char *name)
 		auth_user_free(s->auth_user);
 		s->auth_user = u ? auth_user_dup(u) : NULL;
 		auth_penalty_success(s->srv->penalty, s->ip);
+		metrics_inc(METRICS_AUTH_SUCCESSES);
 		log_info("%s: client=[%s], sasl_method=%s, sasl_username=%s", s->id, s->ip,
 		    s->sasl_mech, log_esc(name, esc, sizeof(esc)));
 		smtp_session_reply(s, "235 2.7.0 Authentication successful");
 		return;
 	}
 	s->auth_failures++;
+	metrics_inc(METRICS_AUTH_FAILURES);
 	auth_penalty_fail(s->srv->penalty, s->ip, util_now());
 	log_warn("%s: [%s]: SASL authentication failed for user %s (%d on this connection)",
 	    s->id, s->ip, log_esc(name, esc, sizeof(esc)), s->auth_failures);
@@ -526,6 +529,7 @@ cmd_mail(struct session *s, const char *args)
 	char err[SMTP_ERR_MAX], esc[ADDR_MAX * 4];
 
 	if (!session_may_submit(s)) {
+		metrics_rejected(METRICS_REJ_AUTH_REQUIRED);
 		smtp_session_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
@@ -534,18 +538,21 @@ cmd_mail(struct session *s, const char *args)
 		return;
 	}
 	if (smtp_parse_mail(args, &s->mail, err, sizeof(err)) < 0) {
+		metrics_rejected(METRICS_REJ_SYNTAX);
 		memset(&s->mail, 0, sizeof(s->mail));
 		smtp_session_reply(s, "%s", err);
 		s->nbad++;
 		return;
 	}
 	if (s->mail.has_size && s->mail.size > c->server.max_message_size) {
+		metrics_rejected(METRICS_REJ_MESSAGE_TOO_BIG);
 		smtp_session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%zu)",
 		    c->server.max_message_size);
 		memset(&s->mail, 0, sizeof(s->mail));
 		return;
 	}
 	if (!smtp_session_sender_ok(s, s->mail.addr) && !session_forwarder(s)) {
+		metrics_rejected(METRICS_REJ_SENDER_NOT_OWNED);
 		if (s->user[0])
 			smtp_session_reply(s, "553 5.7.1 Sender address <%s> not owned by user %s",
 			    log_esc(s->mail.addr, esc, sizeof(esc)), s->user);
@@ -595,6 +602,7 @@ session_user_allowed(struct session *s)
 		    "computer; otherwise raise user_rate / user_daily_limit");
 	}
 	log_info("%s: user %s: recipient refused, sending rate limit reached", s->id, esc);
+	metrics_rejected(METRICS_REJ_RATE_LIMITED);
 	smtp_session_reply(s, "451 4.7.1 Sending rate limit reached for user %s; try again later",
 	    esc);
 	return 0;
@@ -627,6 +635,7 @@ session_suppressed(struct session *s, const char *addr)
 	log_esc(e->reason, reason, sizeof(reason));
 	log_info("%s: RCPT to=<%s> refused: suppressed since %s (%s)", s->id, a, day,
 	    reason);
+	metrics_rejected(METRICS_REJ_SUPPRESSED);
 	fixed = (int)(strlen("550 5.1.1 <> is suppressed since  (: )") + strlen(a) +
 	    strlen(day) + strlen(reason) + strlen(tail));
 	room = SESSION_SUPPRESS_LINE - fixed;
@@ -646,6 +655,7 @@ cmd_rcpt(struct session *s, const char *args)
 	/* Checked before the state so that every RCPT of an unauthenticated
 	 * stranger reads 530, whatever came before (RELIABILITY S8). */
 	if (!session_may_submit(s)) {
+		metrics_rejected(METRICS_REJ_AUTH_REQUIRED);
 		smtp_session_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
@@ -654,11 +664,13 @@ cmd_rcpt(struct session *s, const char *args)
 		return;
 	}
 	if (smtp_parse_rcpt(args, s->mail.smtputf8, &r, err, sizeof(err)) < 0) {
+		metrics_rejected(METRICS_REJ_SYNTAX);
 		smtp_session_reply(s, "%s", err);
 		s->nbad++;
 		return;
 	}
 	if (s->nrcpt >= (size_t)s->conf->server.max_recipients) {
+		metrics_rejected(METRICS_REJ_TOO_MANY_RCPTS);
 		smtp_session_reply(s, "452 4.5.3 Too many recipients (limit %d)",
 		    s->conf->server.max_recipients);
 		return;
@@ -1021,6 +1033,7 @@ session_tls_ready(struct session *s)
 
 	s->tls = 1;
 	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
+	metrics_tls(0, ssl);
 	log_debug("%s: TLS established: %s", s->id, s->tls_desc);
 	s->helo[0] = '\0';
 	s->user[0] = '\0';
@@ -1171,6 +1184,7 @@ smtp_session_start(struct server *srv, struct listener *l, const struct conf_lis
 	s->trusted = conf_is_trusted(s->conf, sa);
 	s->deadline = evtimer_new(srv->base, session_deadline_cb, s);
 	srv->nsessions++;
+	metrics_connection(cl->name);
 	s->next = session_list;
 	if (session_list)
 		session_list->prev = s;
@@ -1215,6 +1229,7 @@ smtp_session_refuse(struct server *srv, int fd, const char *why)
 	int n = snprintf(line, sizeof(line), "421 4.7.0 %s %s; try again later\r\n",
 	    srv->conf->server.hostname, why);
 
+	metrics_inc(METRICS_CONN_REFUSED);
 	/* Best effort, non-blocking: a client that cannot take 80 bytes
 	 * right after connecting does not get them. */
 	if (n > 0 && write(fd, line, (size_t)n) < 0)

@@ -35,6 +35,7 @@
 #include "forward.h"
 #include "log.h"
 #include "message.h"
+#include "metrics.h"
 #include "scheduler.h"
 #include "server.h"
 #include "signer.h"
@@ -59,6 +60,7 @@ struct submit_job {
 	int unsigned_policy;
 	/* outputs */
 	int rc;
+	enum metrics_reject why;    /* with rc < 0: for the metrics */
 	char err[SMTP_ERR_MAX];
 	int unsigned_relayed;       /* no key; unsigned = relay let it pass */
 	char dkim_log[DKIM_SIGN_LOG_MAX];
@@ -106,6 +108,7 @@ smtp_submit_job_sign(struct submit_job *j)
 			return;
 		}
 		j->rc = -1;
+		j->why = METRICS_REJ_UNSIGNED;
 		snprintf(j->err, sizeof(j->err), "550 5.7.1 no DKIM key for %s; the message "
 		    "would fail DMARC", log_esc(dom, esc, sizeof(esc)));
 		return;
@@ -114,6 +117,7 @@ smtp_submit_job_sign(struct submit_job *j)
 	    &sig, &siglen, j->dkim_log, sizeof(j->dkim_log), esc, sizeof(esc)) < 0) {
 		/* A local fault, not the client's: it may retry. */
 		j->rc = -1;
+		j->why = METRICS_REJ_LOCAL_ERROR;
 		log_err("%s: DKIM signing for %s failed: %s", j->params.queue_id, dom, esc);
 		snprintf(j->err, sizeof(j->err), "451 4.3.0 DKIM signing failed; try again later");
 		return;
@@ -135,6 +139,7 @@ smtp_submit_job_work(void *arg)
 	char esc[ADDR_MAX * 4];
 	int owned;
 
+	j->why = METRICS_REJ_INVALID_MESSAGE;
 	j->rc = message_prepare(j->raw, j->rawlen, &j->params, &j->info, &j->out,
 	    &j->outlen, j->err, sizeof(j->err));
 	free(j->raw);
@@ -142,6 +147,7 @@ smtp_submit_job_work(void *arg)
 	if (j->rc < 0)
 		return;
 	owned = smtp_session_sender_ok(j->s, j->info.from_addr);
+	j->why = METRICS_REJ_FORWARD;
 	if ((j->rc = forward_prepare(&j->fwd, j->s->conf, j->s->auth_user, j->s->cl->forward,
 	    srv->psl, j->info.from_domain, owned, &j->out, &j->outlen, j->err,
 	    sizeof(j->err))) < 0)
@@ -150,6 +156,7 @@ smtp_submit_job_work(void *arg)
 	 * DMARC aligns on and what the recipient sees. */
 	if (!owned && !j->fwd.forwarded) {
 		j->rc = -1;
+		j->why = METRICS_REJ_SENDER_NOT_OWNED;
 		/* Bounded pieces: a reply line stays under 512 octets. */
 		snprintf(j->err, sizeof(j->err), "553 5.7.1 From: address <%.150s> not owned by %.64s",
 		    log_esc(j->info.from_addr, esc, sizeof(esc)),
@@ -161,6 +168,7 @@ smtp_submit_job_work(void *arg)
 	 * rule (for everybody else this is the check MAIL already passed). */
 	if (!j->fwd.forwarded && !smtp_session_sender_ok(j->s, j->s->mail.addr)) {
 		j->rc = -1;
+		j->why = METRICS_REJ_SENDER_NOT_OWNED;
 		snprintf(j->err, sizeof(j->err), "553 5.7.1 Sender address <%.100s> not owned by"
 		    " %.40s; only forwarded mail keeps a foreign envelope",
 		    log_esc(j->s->mail.addr, esc, sizeof(esc)),
@@ -187,6 +195,7 @@ smtp_submit_seal_work(void *arg)
 	if (forward_seal(&j->fwd, srv->verifier, srv->psl, d, j->hostname, j->params.now,
 	    &j->out, &j->outlen, j->arc_log, sizeof(j->arc_log), err, sizeof(err)) < 0) {
 		j->rc = -1;
+		j->why = METRICS_REJ_LOCAL_ERROR;
 		log_err("%s: ARC sealing for %s failed: %s", j->params.queue_id, j->fwd.domain,
 		    err);
 		snprintf(j->err, sizeof(j->err), "451 4.3.0 ARC sealing failed; try again later");
@@ -205,6 +214,7 @@ smtp_submit_fwd_fetched(void *arg)
 
 	if (j->fwd.cancelled) {
 		j->rc = -1;
+		j->why = METRICS_REJ_SHUTDOWN;
 		snprintf(j->err, sizeof(j->err), "421 4.3.2 Service shutting down");
 		smtp_submit_job_done(j);
 		return;
@@ -227,6 +237,7 @@ smtp_submit_job_done(void *arg)
 		return;
 	}
 	if (j->rc < 0) {
+		metrics_rejected(j->why);
 		log_info("%s: reject: %s; from=<%s> user=%s client=[%s]", s->qid, j->err,
 		    log_esc(s->mail.addr, esc, sizeof(esc)), s->user[0] ? s->user :
 		    "(trusted network)", s->ip);
@@ -241,6 +252,7 @@ smtp_submit_job_done(void *arg)
 		return;
 	}
 	if (domcheck_refuses(s->srv->domcheck, j->info.from_domain, j->err, sizeof(j->err))) {
+		metrics_rejected(METRICS_REJ_DOMAIN_CHECK);
 		log_info("%s: reject: %s; from=<%s> user=%s", s->qid, j->err,
 		    log_esc(s->mail.addr, esc, sizeof(esc)), s->user[0] ? s->user : "-");
 		smtp_session_reply(s, "%s", j->err);
@@ -315,6 +327,7 @@ smtp_submit_commit_done(int err, void *arg)
 		    s->qid, log_esc(s->mail.addr, esc, sizeof(esc)), j->outlen, s->nrcpt,
 		    s->user[0] ? s->user : "-", s->ip, j->info.message_id);
 		dkim_sign_log(s->qid, j->dkim_log);
+		metrics_received(s->cl->name, (double)(util_mono_ms() - j->started_ms) / 1000.0);
 		scheduler_add(s->srv->sched, &qm);
 		free(qr);
 		if (!s->dead)
@@ -323,6 +336,7 @@ smtp_submit_commit_done(int err, void *arg)
 		log_err("%s: queue commit failed (%s); client=[%s] told to retry", s->qid,
 		    err == STORE_EFULL ? "storage full" : err == STORE_EBUSY ?
 		    "database locked" : "I/O error", s->ip);
+		metrics_rejected(METRICS_REJ_LOCAL_ERROR);
 		if (!s->dead) {
 			if (err == STORE_EFULL)
 				smtp_session_reply(s, "452 4.3.1 Insufficient system storage; try again later");
@@ -342,6 +356,8 @@ smtp_submit_data_end(struct session *s)
 	struct submit_job *j;
 
 	if (s->data.bare || s->data.big || s->data.nul) {
+		metrics_rejected(s->data.big ? METRICS_REJ_MESSAGE_TOO_BIG : s->data.bare ?
+		    METRICS_REJ_BARE_LINE_END : METRICS_REJ_NUL);
 		if (s->data.big)
 			smtp_session_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size (%zu)",
 			    c->server.max_message_size);

@@ -61,6 +61,7 @@
 #include "conf.h"
 #include "dns.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "tls.h"
 #include "upstream.h"
@@ -795,6 +796,7 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 			char desc[128];
 			SSL *ssl = bufferevent_openssl_get_ssl(bev);
 			c->tls_on = 1;
+			metrics_tls(1, ssl);
 			if (ssl)
 				tls_describe(ssl, desc, sizeof(desc));
 			else
