@@ -531,13 +531,17 @@ metrics_request(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, HTTP_NOTFOUND, NULL);
 		return;
 	}
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(hdrs, "Allow", "GET, HEAD");
-		evhttp_send_error(req, HTTP_BADMETHOD, NULL);
-		return;
-	}
 	if ((body = evbuffer_new()) == NULL) {
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		/* not evhttp_send_error: it would drop the Allow header */
+		evhttp_add_header(hdrs, "Allow", "GET, HEAD");
+		evhttp_add_header(hdrs, "Content-Type", "text/plain; charset=utf-8");
+		evbuffer_add_printf(body, "method not allowed: GET or HEAD " METRICS_PATH "\n");
+		evhttp_send_reply(req, HTTP_BADMETHOD, "Method Not Allowed", body);
+		evbuffer_free(body);
 		return;
 	}
 	metrics_render(m->srv, body);
