@@ -429,9 +429,9 @@ def test_metrics_port_in_use_stops_the_start(daemon_factory):
 
 
 def test_metrics_listen_bad_value_is_a_config_error(daemon_factory):
-    for bad in ("localhost:9587", "127.0.0.1", "127.0.0.1:0", "yes"):
+    for i, bad in enumerate(("localhost:9587", "127.0.0.1", "127.0.0.1:0", "yes")):
         d = daemon_factory({"server": {"metrics_listen": bad}}, start=False,
-                           subdir=f"bad{abs(hash(bad))}")
+                           subdir=f"bad{i}")
         p = d.check_config()
         assert p.returncode != 0, (bad, p.stdout, p.stderr)
         line = next(i for i, l in enumerate(d.conf_path.read_text().splitlines(), 1)
