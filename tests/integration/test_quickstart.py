@@ -41,7 +41,8 @@ class Quickstart:
 
     def start(self, binaries=True):
         env = dict(os.environ, OUTPOST_QUICKSTART_DIR=str(self.run_dir),
-                   OUTPOST_QUICKSTART_PORT=str(self.port))
+                   OUTPOST_QUICKSTART_PORT=str(self.port),
+                   OUTPOST_QUICKSTART_METRICS=f"127.0.0.1:{free_port()}")
         if binaries:
             env.update(OUTPOSTD=OUTPOSTD, OUTPOSTCTL=OUTPOSTCTL)
         self.logfile.write_bytes(b"")
