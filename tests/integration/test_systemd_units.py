@@ -16,7 +16,12 @@ checked offline: no running systemd and no running daemon.
   - the installed outpostd accepts the installed example config once the
     files it names exist;
   - a second make install keeps an edited config; make uninstall removes
-    everything else (and the config too while it is the unedited example).
+    everything else (and the config too while it is the unedited example);
+  - the installed outpostd, started the way the unit starts it (as user
+    outpost with CAP_NET_BIND_SERVICE only, no new privileges, under the
+    unit's system call filter through tests/sandbox_exec.py), with a
+    config made as README's walkthrough makes it, relays a DKIM-signed
+    message to an upstream with STARTTLS and AUTH, reloads, and stops.
 
 Skipped when systemd-analyze (or the other tool a test needs) is missing,
 or when $OUTPOSTD is not in a configured build directory.
@@ -31,7 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OUTPOSTD, REPO, make_cert
+from conftest import (ALICE_PW, DAEMON_USER, OUTPOSTD, REPO, SMTPClient, free_port,
+                      give_to_daemon, make_cert, simple_message, wait_until)
 
 MAX_EXPOSURE = 2.0
 INSTALL_DIRS = ["prefix=/usr", "sysconfdir=/etc", "localstatedir=/var"]
@@ -224,3 +230,105 @@ def test_reinstall_keeps_edited_config_and_uninstall_cleans(tmp_path):
     make(dest, "uninstall")
     assert files_under(dest) == ["etc/outpost/outpost.conf"]
     assert conf.read_text() == edited
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="starts the daemon as user outpost: needs root")
+def test_installed_service_relays_as_the_unit_runs_it(installed, tmp_path, upstream, tls_ctx,
+                                                      tls_files, users_file):
+    """What README's walkthrough ends with, without systemd as PID 1."""
+    need("setpriv")
+    if os.uname().machine != "x86_64":
+        pytest.skip("sandbox_exec.py builds an x86-64 filter")
+    d = installed
+    # The installed binaries, copied where the outpost account may reach
+    # them (the install tree is private to root here).
+    (tmp_path / "sbin").mkdir()
+    outpostd = Path(shutil.copy2(d / "usr/sbin/outpostd", tmp_path / "sbin"))
+    outpostctl = d / "usr/bin/outpostctl"
+    etc, state = tmp_path / "etc", tmp_path / "state"
+    (etc / "tls").mkdir(parents=True)
+    shutil.copy(tls_files[0], etc / "tls" / "cert.pem")
+    shutil.copy(tls_files[1], etc / "tls" / "key.pem")
+    shutil.copy(users_file, etc / "users")
+    port = free_port()
+    conf = etc / "outpost.conf"
+    section = "".join(f"{k} = {v}\n" for k, v in upstream.upstream_section().items())
+    conf.write_text(f"""[server]
+hostname = relay.example.com
+state_dir = {state}
+users_file = users
+metrics_listen = no
+check_interval = 0
+
+[listen submission]
+address = 127.0.0.1:{port}
+tls = starttls
+cert = tls/cert.pem
+key = tls/key.pem
+
+[domain example.com]
+upstream = provider
+dkim_key = s2026:dkim/example.com.s2026.pem
+
+[upstream provider]
+{section}""")
+    # outpostctl as root gives the key to the daemon's account.
+    r = subprocess.run([outpostctl, "-c", conf, "dkim", "keygen", "example.com", "s2026",
+                        "--dir", etc / "dkim"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "owner outpost" in r.stdout, r.stdout + r.stderr
+    give_to_daemon(tmp_path)
+    state.mkdir(mode=0o700)            # StateDirectory=outpost, mode 0700
+    give_to_daemon(state)
+
+    unit_text = unit(d, "outpost.service").read_text()
+    for line in ("User=outpost", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+                 "NoNewPrivileges=yes", "SystemCallFilter=@system-service"):
+        assert line in unit_text
+    as_unit = ["setpriv", f"--reuid={DAEMON_USER}", f"--regid={DAEMON_USER}", "--init-groups",
+               "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service",
+               "--bounding-set=-all,+net_bind_service", "--no-new-privs",
+               str(REPO / "tests" / "sandbox_exec.py")]
+    r = subprocess.run(as_unit + [str(outpostd), "-c", str(conf), "-n"],   # ExecStartPre
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    log = tmp_path / "outpostd.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(as_unit + [str(outpostd), "-c", str(conf), "-f"],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def up():
+            assert proc.poll() is None, log.read_text()
+            try:
+                return SMTPClient(port)
+            except OSError:
+                return None
+        c = wait_until(up, 15, "the installed outpostd")
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        fields = dict(l.split(":", 1) for l in status.splitlines() if ":" in l)
+        uid = str(__import__("pwd").getpwnam(DAEMON_USER).pw_uid)
+        assert fields["Uid"].split() == [uid] * 4, status
+        assert fields["NoNewPrivs"].strip() == "1"
+        assert fields["Seccomp"].strip() == "2"
+        assert int(fields["CapEff"], 16) == 1 << 10        # CAP_NET_BIND_SERVICE only
+
+        c.login(tls_ctx, "alice", ALICE_PW)
+        r = c.mail_transaction("alice@example.com", ["bob@example.net"],
+                               simple_message(mail_from="alice@example.com",
+                                              subject="through the installed service"))
+        c.close()
+        assert r.code == 250, r
+        got = upstream.wait_messages(1, timeout=20)[0]
+        assert got.tls and got.auth_login
+        assert b"DKIM-Signature: v=1; a=rsa-sha256" in got.content
+        assert b"s=s2026" in got.content
+
+        # ExecReload: outpostctl as root, the daemon reads everything again
+        # as outpost.
+        r = subprocess.run([outpostctl, "-c", conf, "reload"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0 and r.stdout.startswith("reloaded: "), r.stdout + r.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert proc.returncode == 0, log.read_text()
+    assert "stopped" in log.read_text()
