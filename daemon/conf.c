@@ -46,7 +46,7 @@
 
 static const char *const kind_names[] = {
 	[K_SERVER] = "server", [K_LISTEN] = "listen", [K_UPSTREAM] = "upstream",
-	[K_DOMAIN] = "domain", [K_QUEUE] = "queue",
+	[K_DOMAIN] = "domain", [K_QUEUE] = "queue", [K_UNSUBSCRIBE] = "unsubscribe",
 };
 
 /* The whole file as we met it: one entry per section instance. */
@@ -73,6 +73,8 @@ static const struct enumval unsigned_vals[] = {
 static const struct enumval arc_vals[] = {
 	{ "auto", CONF_ARC_AUTO }, { "always", CONF_ARC_ALWAYS }, { "never", CONF_ARC_NEVER },
 	{ NULL, 0 } };
+static const struct enumval bulk_vals[] = {
+	{ "warn", CONF_BULK_WARN }, { "reject", CONF_BULK_REJECT }, { NULL, 0 } };
 static const struct enumval level_vals[] = {
 	{ "info", 0 }, { "debug", 1 }, { NULL, 0 } };
 
@@ -80,6 +82,7 @@ _Static_assert(sizeof(enum conf_tls) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_auth) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_unsigned) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_arc) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum conf_bulk_policy) == sizeof(int), "enums are stored as int");
 
 #define FIELD(st, f) .off = offsetof(st, f), .size = sizeof(((st *)0)->f)
 #define SRV(f)  .kind = K_SERVER, FIELD(struct conf_server, f)
@@ -87,6 +90,7 @@ _Static_assert(sizeof(enum conf_arc) == sizeof(int), "enums are stored as int");
 #define UPS(f)  .kind = K_UPSTREAM, FIELD(struct conf_upstream, f)
 #define DOM(f)  .kind = K_DOMAIN, FIELD(struct conf_domain, f)
 #define QUE(f)  .kind = K_QUEUE, FIELD(struct conf_queue, f)
+#define UNS(f)  .kind = K_UNSUBSCRIBE, FIELD(struct conf_unsubscribe, f)
 #define HOSTNAME .check = conf_value_check_host, \
 	.expect = "a host name such as relay.example.com"
 #define COUNT_MAX 1000000000LL  /* daily limits: far above any provider's */
@@ -149,6 +153,10 @@ static const struct setting settings[] = {
 	{ SRV(user_rate), .key = "user_rate", .type = T_RATE },
 	{ SRV(user_daily_limit), .key = "user_daily_limit", .type = T_COUNT,
 	  .def = "0", .min = 0, .max = COUNT_MAX },
+	{ SRV(bulk_threshold), .key = "bulk_threshold", .type = T_INT,
+	  .def = "100", .min = 0, .max = 1000000 },
+	{ SRV(bulk_without_unsubscribe), .key = "bulk_without_unsubscribe", .type = T_ENUM,
+	  .def = "warn", .enums = bulk_vals },
 
 	/* [listen NAME] */
 	{ LSN(host), .key = "address", .type = T_LISTEN_ADDR, .required = 1 },
@@ -215,6 +223,8 @@ static const struct setting settings[] = {
 	{ DOM(refuse_when_failing), .key = "refuse_when_failing", .type = T_BOOL,
 	  .def = "no" },
 	{ DOM(arc), .key = "arc", .type = T_ENUM, .def = "auto", .enums = arc_vals },
+	{ DOM(unsubscribe), .key = "unsubscribe", .type = T_BOOL, .def = "no" },
+	{ DOM(bulk), .key = "bulk", .type = T_BOOL, .def = "no" },
 	{ DOM(forward_return_path), .key = "forward_return_path", .type = T_STR,
 	  .check = conf_value_check_mailaddr,
 	  .expect = "an address such as bounces@example.com" },
@@ -237,6 +247,15 @@ static const struct setting settings[] = {
 	  .def = "5", .min = 0, .max = 1000 },
 	{ QUE(soft_bounce_period), .key = "soft_bounce_period", .type = T_DUR,
 	  .def = "3d", .min = 1, .max = 365 * DAY },
+
+	/* [unsubscribe] */
+	{ UNS(listen), .key = "listen", .type = T_STR, .def = "no",
+	  .check = conf_value_check_metrics,
+	  .expect = "an IP address and port such as 127.0.0.1:8025, or no" },
+	{ UNS(url), .key = "url", .type = T_STR, .check = conf_value_check_url,
+	  .expect = "a base URL such as https://lists.example.com" },
+	{ UNS(token_lifetime), .key = "token_lifetime", .type = T_DUR,
+	  .def = "365d", .min = 60, .max = 3650 * DAY },
 };
 
 #define NSETTINGS ARRAY_LEN(settings)
@@ -294,6 +313,7 @@ sect_base(struct conf *c, enum kind kind, size_t idx)
 	case K_UPSTREAM: return &c->upstreams[idx];
 	case K_DOMAIN: return &c->domains[idx];
 	case K_QUEUE: return &c->queue;
+	case K_UNSUBSCRIBE: return &c->unsub;
 	}
 	return NULL;
 }
@@ -412,7 +432,7 @@ section_begin(struct ctx *x, char *text)
 		conf_err(x, x->lineno, "unknown section [%s]", kw);
 		return;
 	}
-	if (kind == K_SERVER || kind == K_QUEUE) {
+	if (kind == K_SERVER || kind == K_QUEUE || kind == K_UNSUBSCRIBE) {
 		if (*name)
 			conf_err(x, x->lineno, "[%s] takes no name", kw);
 		if ((prev = sect_find(x, (enum kind)kind, "")) != NULL) {
@@ -734,6 +754,8 @@ finish(struct ctx *x)
 			finish_listen(x, s);
 		else if (s->kind == K_UPSTREAM && key_set(s, "address"))
 			finish_upstream(x, s);
+		else if (s->kind == K_UNSUBSCRIBE)
+			c->unsub.line = s->line;
 		else if (s->kind == K_DOMAIN) {
 			const struct conf_domain *d = &c->domains[s->idx];
 			for (size_t j = 0; j < d->nupstreams; j++)
@@ -741,6 +763,16 @@ finish(struct ctx *x)
 					conf_err(x, key_line(s, "upstream"),
 					    "unknown upstream '%s'", d->upstreams[j]);
 		}
+	}
+	/* One-click unsubscribe needs the endpoint and the public URL. */
+	for (size_t i = 0; i < x->nsects; i++) {
+		const struct sect *s = &x->sects[i];
+
+		if (s->kind == K_DOMAIN && c->domains[s->idx].unsubscribe &&
+		    (strcmp(c->unsub.listen, "no") == 0 || c->unsub.url[0] == '\0'))
+			conf_err(x, key_line(s, "unsubscribe"), "%s: unsubscribe = yes needs"
+			    " [unsubscribe] listen and url (the endpoint outpost serves and"
+			    " its public https:// address)", s->label);
 	}
 	for (size_t i = 0; i < c->nlistens; i++)
 		for (size_t j = 0; j < i; j++)
@@ -802,6 +834,7 @@ conf_load(const char *path, FILE *errs, struct conf **out)
 	util_strlcpy(c->path, path, sizeof(c->path));
 	apply_defaults(&x, K_SERVER, &c->server);
 	apply_defaults(&x, K_QUEUE, &c->queue);
+	apply_defaults(&x, K_UNSUBSCRIBE, &c->unsub);
 
 	r = ini_parse_stream(conf_reader, &x, conf_handler, &x);
 	finish_line(&x);

@@ -30,6 +30,8 @@ enum conf_auth { CONF_AUTH_REQUIRED, CONF_AUTH_OPTIONAL };
 enum conf_unsigned { CONF_UNSIGNED_REJECT, CONF_UNSIGNED_RELAY };
 /* [domain] arc: seal forwarded mail only, all mail, or none (RFC 8617) */
 enum conf_arc { CONF_ARC_AUTO, CONF_ARC_ALWAYS, CONF_ARC_NEVER };
+/* [server] bulk_without_unsubscribe: bulk mail nobody can unsubscribe from */
+enum conf_bulk_policy { CONF_BULK_WARN, CONF_BULK_REJECT };
 
 /* One trusted_networks entry: address family, network bytes, prefix. */
 struct conf_net {
@@ -92,6 +94,7 @@ struct conf_upstream {
 	int line;
 };
 
+#define CONF_URL_MAX 512          /* [unsubscribe] url */
 #define CONF_RBL_MAX 1024         /* [server] rbl, the whole list */
 #define CONF_SELECTOR_MAX 64     /* DKIM selector (RFC 6376 3.1) */
 #define CONF_DKIM_KEYS_MAX 8
@@ -114,6 +117,11 @@ struct conf_domain {
 	int dkim_subdomains;        /* also sign for *.NAME (relaxed alignment) */
 	enum conf_arc arc;          /* default auto: seal forwarded mail */
 	int refuse_when_failing;    /* 451 4.7.26 while SPF and DKIM both fail */
+	int unsubscribe;            /* default no: bulk mail gets one copy per
+	                             * recipient with its own RFC 8058 one-click
+	                             * List-Unsubscribe (needs [unsubscribe]) */
+	int bulk;                   /* default no: all of this domain's mail is
+	                             * bulk (a newsletter domain) */
 	char forward_return_path[ADDR_MAX + 1]; /* envelope sender of mail this
 	                             * domain's accounts forward; "" = their own */
 	int line;
@@ -171,6 +179,20 @@ struct conf_server {
 	/* Per authenticated user, counted at RCPT; zero means no limit. */
 	struct throttle_rate user_rate;     /* recipients */
 	unsigned long user_daily_limit;     /* recipients per rolling 24 h */
+	/* Bulk mail (issue 10) */
+	int bulk_threshold;         /* default 100: one body from one sender to
+	                             * more recipients in 24 h is bulk; 0 = off */
+	enum conf_bulk_policy bulk_without_unsubscribe; /* default warn */
+};
+
+/* [unsubscribe]: the RFC 8058 endpoint outpost serves (issue 10) */
+struct conf_unsubscribe {
+	char listen[HOST_MAX];      /* "no" (default) or ip:port, plain HTTP
+	                             * behind the office's HTTPS reverse proxy */
+	char url[CONF_URL_MAX];     /* public base, "https://lists.example.com":
+	                             * links are URL/u/TOKEN */
+	long token_lifetime;        /* default 365d: a link works this long */
+	int line;                   /* of the section header, 0 if absent */
 };
 
 struct conf {
@@ -183,6 +205,7 @@ struct conf {
 	struct conf_domain *domains;
 	size_t ndomains;
 	struct conf_queue queue;
+	struct conf_unsubscribe unsub;
 };
 
 /* Parse `path`. On success returns 0 and *out; otherwise writes one

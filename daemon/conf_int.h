@@ -24,7 +24,7 @@ struct sect;
 #define DAY 86400LL
 #define MEG (1024LL * 1024)
 
-enum kind { K_SERVER, K_LISTEN, K_UPSTREAM, K_DOMAIN, K_QUEUE };
+enum kind { K_SERVER, K_LISTEN, K_UPSTREAM, K_DOMAIN, K_QUEUE, K_UNSUBSCRIBE };
 
 enum type {
 	T_STR,          /* char[size], optionally checked by .check */
@@ -87,6 +87,7 @@ int conf_value_check_ip(const char *v);
 int conf_value_check_dns(const char *v);
 int conf_value_check_user(const char *v);
 int conf_value_check_metrics(const char *v);
+int conf_value_check_url(const char *v);
 int conf_value_check_mailaddr(const char *v);
 int conf_value_check_name(const char *v);
 

@@ -130,6 +130,29 @@ conf_value_check_metrics(const char *v)
 	return -1;
 }
 
+/* conf_value_check_url - "" or an https:// (or http://) base URL with a
+ * host and no query, fragment, space or quote: it is pasted into headers */
+int
+conf_value_check_url(const char *v)
+{
+	const char *host;
+
+	if (*v == '\0')
+		return 0;
+	if (strncmp(v, "https://", 8) == 0)
+		host = v + 8;
+	else if (strncmp(v, "http://", 7) == 0)
+		host = v + 7;
+	else
+		return -1;
+	if (!is_hostchar((unsigned char)*host))
+		return -1;
+	for (; *v; v++)
+		if ((unsigned char)*v <= ' ' || (unsigned char)*v >= 0x7f || strchr("?#<>\"'\\,", *v))
+			return -1;
+	return 0;
+}
+
 /* conf_value_check_mailaddr - "" (computed default) or local@domain */
 int
 conf_value_check_mailaddr(const char *v)
