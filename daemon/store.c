@@ -39,7 +39,7 @@
 
 #include "log.h"
 #include "loopq.h"
-#include "store.h"
+#include "store_int.h"
 #include "util.h"
 
 #define STORE_SCHEMA_VERSION "1"
@@ -132,23 +132,6 @@ static const char store_schema_idx[] =
     " ON messages(id, queue_id, sender, auth_user, received_at, size, flags,"
     " body_8bit, smtputf8, ret, envid, done_at) WHERE done_at IS NULL;";
 
-/* Upsert of one suppression: a repeat keeps first_seen and refreshes
- * the rest. Shared by the store thread and store_suppress_put. */
-#define STORE_SQL_SUPPRESS "INSERT INTO suppressions(address, reason, reply," \
-	" first_seen, last_seen, expires_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5)" \
-	" ON CONFLICT(address) DO UPDATE SET reason = excluded.reason," \
-	" reply = excluded.reply, last_seen = excluded.last_seen," \
-	" expires_at = excluded.expires_at"
-
-/* The statements the store thread keeps prepared for its whole life. */
-enum store_sql {
-	SQL_BEGIN, SQL_COMMIT, SQL_ROLLBACK,
-	SQL_INS_MSG, SQL_INS_RCPT, SQL_UPD_RCPT, SQL_INS_EVENT,
-	SQL_SEL_DATA, SQL_MSG_DONE, SQL_PUT_COUNTERS, SQL_PUT_SUPPRESS,
-	SQL_PUT_SOFT, SQL_DEL_SOFT,
-	SQL_COUNT
-};
-
 static const char *const store_sql_text[SQL_COUNT] = {
 	[SQL_BEGIN] = "BEGIN IMMEDIATE",
 	[SQL_COMMIT] = "COMMIT",
@@ -194,61 +177,6 @@ static const char *const store_sql_text[SQL_COUNT] = {
 static const char store_sql_queue[] = STORE_SQL_QUEUE(
     "INDEXED BY " STORE_IDX_RCPT_PENDING " ", "INDEXED BY " STORE_IDX_MSG_PENDING " ");
 static const char store_sql_queue_plain[] = STORE_SQL_QUEUE("", "");
-
-enum store_op { STORE_OP_COMMIT, STORE_OP_RECORD, STORE_OP_LOAD,
-	STORE_OP_COUNTERS, STORE_OP_SUPPRESS, STORE_OP_SOFT, STORE_OP_ADMIN };
-
-struct store_item {
-	enum store_op op;
-	int err;
-	int injected;               /* failed by store_fail_next: skip the DB */
-	store_done_fn done;
-	store_data_fn data_cb;
-	void *arg;
-	/* commit */
-	struct store_msg *msg;
-	/* record, load */
-	int64_t msg_id;
-	struct store_result *res;   /* our own copies, strings included */
-	size_t nres;
-	int msg_done;
-	/* counters, suppress: our own copies (name is the address) */
-	char *name;
-	void *blob;
-	size_t bloblen;
-	char *reason, *reply;
-	time_t at, expires_at;      /* soft: first_seen, last_seen */
-	unsigned count;             /* soft: 0 deletes the row */
-	int flags_set, flags_clear; /* admin: messages.flags changes */
-	int remove;                 /* admin: delete the message */
-	/* load result, owned by data_cb once delivered */
-	char *data;
-	size_t len;
-	struct store_item *next;
-};
-
-struct store {
-	sqlite3 *db;
-	struct loopq *q;
-	sqlite3_stmt *st[SQL_COUNT];
-	pthread_t thread;
-	int running;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct store_item *head, *tail;
-	int stopping;
-	int fail_n, fail_err;
-	uint64_t txns, commits;
-};
-
-/* A statement step failed inside a write: rc with the reason logged. */
-#define STORE_TRY(s, call, what) do {                                   \
-	int rc_ = (call);                                               \
-	if (rc_ != SQLITE_OK && rc_ != SQLITE_DONE && rc_ != SQLITE_ROW) { \
-		log_err("store: %s: %s", (what), sqlite3_errmsg((s)->db)); \
-		return rc_;                                             \
-	}                                                               \
-} while (0)
 
 /* store_errclass - SQLite result code to a STORE_E* class */
 static int
@@ -340,7 +268,7 @@ static const struct {
 
 /* store_has_column - 1 if table has column (PRAGMA table_info), 0 if
  * not, -1 on error */
-static int
+int
 store_has_column(sqlite3 *db, const char *table, const char *column)
 {
 	char sql[128];
@@ -641,56 +569,6 @@ store_apply_counters(struct store *s, struct store_item *it)
 	return SQLITE_OK;
 }
 
-/* store_bind_suppress - the upsert's parameters; addr already lower-cased */
-static int
-store_bind_suppress(sqlite3_stmt *st, const char *addr, const char *reason,
-    const char *reply, time_t at, time_t expires_at)
-{
-	int rc;
-
-	if ((rc = sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_text(st, 3, reply, -1, SQLITE_STATIC)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)at)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)expires_at)) != SQLITE_OK)
-		return rc;
-	return SQLITE_OK;
-}
-
-/* store_apply_suppress - insert or refresh one suppressed address */
-static int
-store_apply_suppress(struct store *s, struct store_item *it)
-{
-	sqlite3_stmt *st = s->st[SQL_PUT_SUPPRESS];
-
-	sqlite3_reset(st);
-	STORE_TRY(s, store_bind_suppress(st, it->name, it->reason, it->reply,
-	    it->at, it->expires_at), "bind");
-	STORE_TRY(s, sqlite3_step(st), "save suppression");
-	sqlite3_reset(st);
-	return SQLITE_OK;
-}
-
-/* store_apply_soft - replace or delete one soft_failures row */
-static int
-store_apply_soft(struct store *s, struct store_item *it)
-{
-	sqlite3_stmt *st = s->st[it->count ? SQL_PUT_SOFT : SQL_DEL_SOFT];
-
-	sqlite3_reset(st);
-	STORE_TRY(s, sqlite3_bind_text(st, 1, it->name, -1, SQLITE_STATIC), "bind");
-	if (it->count) {
-		STORE_TRY(s, sqlite3_bind_int64(st, 2, (sqlite3_int64)it->count), "bind");
-		STORE_TRY(s, sqlite3_bind_int64(st, 3, (sqlite3_int64)it->at), "bind");
-		STORE_TRY(s, sqlite3_bind_int64(st, 4, (sqlite3_int64)it->expires_at), "bind");
-		STORE_TRY(s, sqlite3_bind_text(st, 5, it->reply ? it->reply : "", -1,
-		    SQLITE_STATIC), "bind");
-	}
-	STORE_TRY(s, sqlite3_step(st), "save soft failure");
-	sqlite3_reset(st);
-	return SQLITE_OK;
-}
-
 /* store_apply_admin - outpostctl queue hold/release (flags) or delete
  * (the message, its recipients and its history) */
 static int
@@ -747,10 +625,8 @@ store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
 			rc = store_apply_commit(s, items[i]->msg);
 		else if (items[i]->op == STORE_OP_COUNTERS)
 			rc = store_apply_counters(s, items[i]);
-		else if (items[i]->op == STORE_OP_SUPPRESS)
-			rc = store_apply_suppress(s, items[i]);
-		else if (items[i]->op == STORE_OP_SOFT)
-			rc = store_apply_soft(s, items[i]);
+		else if (items[i]->op >= STORE_OP_SUPPRESS)
+			rc = store_lists_apply(s, items[i]);
 		else if (items[i]->op == STORE_OP_ADMIN)
 			rc = store_apply_admin(s, items[i]);
 		else
@@ -1015,7 +891,7 @@ store_close(struct store *s)
 }
 
 /* store_enqueue - append an item for the store thread and wake it */
-static void
+void
 store_enqueue(struct store *s, struct store_item *it)
 {
 	pthread_mutex_lock(&s->lock);
@@ -1060,7 +936,7 @@ store_load_data(struct store *s, int64_t msg_id, store_data_fn cb, void *arg)
 }
 
 /* store_dup - strdup that keeps NULL */
-static char *
+char *
 store_dup(const char *v)
 {
 	return v ? xstrdup(v) : NULL;
@@ -1149,56 +1025,6 @@ store_load_counters(struct store *s, const char *upstream, void **blob, size_t *
 	return r;
 }
 
-/* store_suppress_addr - the address as the table keys it: lower-cased,
- * NULL if it does not fit */
-static char *
-store_suppress_addr(const char *addr)
-{
-	if (strlen(addr) > ADDR_MAX)
-		return NULL;
-	return util_strlower(xstrdup(addr));
-}
-
-/* store_suppress_add - copy now, upsert with the next batch */
-void
-store_suppress_add(struct store *s, const char *addr, const char *reason,
-    const char *reply, time_t expires_at)
-{
-	struct store_item *it;
-	char *key = store_suppress_addr(addr);
-
-	if (key == NULL)
-		return;
-	it = xcalloc(1, sizeof(*it));
-	it->op = STORE_OP_SUPPRESS;
-	it->name = key;
-	it->reason = xstrdup(reason);
-	it->reply = store_dup(reply);
-	it->at = util_now();
-	it->expires_at = expires_at;
-	store_enqueue(s, it);
-}
-
-/* store_soft_put - copy now, replace or delete with the next batch */
-void
-store_soft_put(struct store *s, const char *addr, unsigned count,
-    time_t first_seen, time_t last_seen, const char *reply)
-{
-	struct store_item *it;
-	char *key = store_suppress_addr(addr);
-
-	if (key == NULL)
-		return;
-	it = xcalloc(1, sizeof(*it));
-	it->op = STORE_OP_SOFT;
-	it->name = key;
-	it->reply = count ? store_dup(reply) : NULL;
-	it->count = count;
-	it->at = first_seen;
-	it->expires_at = last_seen;
-	store_enqueue(s, it);
-}
-
 /* store_admin - flag changes or removal of one message, next batch */
 void
 store_admin(struct store *s, int64_t msg_id, int flags_set, int flags_clear, int remove)
@@ -1211,137 +1037,6 @@ store_admin(struct store *s, int64_t msg_id, int flags_set, int flags_clear, int
 	it->flags_clear = flags_clear;
 	it->remove = remove;
 	store_enqueue(s, it);
-}
-
-/* store_suppress_put - the same upsert, synchronously (outpostctl) */
-int
-store_suppress_put(struct store *s, const char *addr, const char *reason,
-    const char *reply, time_t expires_at)
-{
-	sqlite3_stmt *st;
-	char *key = store_suppress_addr(addr);
-	int rc;
-
-	if (key == NULL)
-		return -1;
-	if (sqlite3_prepare_v2(s->db, STORE_SQL_SUPPRESS, -1, &st, NULL) != SQLITE_OK) {
-		log_err("store: suppress: %s", sqlite3_errmsg(s->db));
-		free(key);
-		return -1;
-	}
-	rc = store_bind_suppress(st, key, reason, reply, util_now(), expires_at);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		log_err("store: suppress: %s", sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	free(key);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* store_suppress_remove - delete one address, synchronously */
-int
-store_suppress_remove(struct store *s, const char *addr)
-{
-	sqlite3_stmt *st;
-	char *key = store_suppress_addr(addr);
-	int rc;
-
-	if (key == NULL)
-		return 0;
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM suppressions WHERE address = ?",
-	    -1, &st, NULL) != SQLITE_OK) {
-		log_err("store: unsuppress: %s", sqlite3_errmsg(s->db));
-		free(key);
-		return -1;
-	}
-	rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		log_err("store: unsuppress: %s", sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	free(key);
-	if (rc != SQLITE_DONE)
-		return -1;
-	return sqlite3_changes(s->db) > 0 ? 1 : 0;
-}
-
-/* store_load_suppressions - every unexpired row, synchronously; a
- * queue.db that never met a suppressing outpost has none */
-int
-store_load_suppressions(struct store *s, store_suppress_fn cb, void *arg)
-{
-	struct store_suppression e;
-	sqlite3_stmt *st;
-	int rc, has;
-
-	if ((has = store_has_column(s->db, "suppressions", "address")) <= 0)
-		return has;
-	if (sqlite3_prepare_v2(s->db, "SELECT address, reason, reply, first_seen,"
-	    " last_seen, expires_at FROM suppressions"
-	    " WHERE expires_at = 0 OR expires_at > ? ORDER BY address",
-	    -1, &st, NULL) != SQLITE_OK) {
-		log_err("store: load suppressions: %s", sqlite3_errmsg(s->db));
-		return -1;
-	}
-	rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)util_now());
-	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *reply = sqlite3_column_text(st, 2);
-		const unsigned char *reason = sqlite3_column_text(st, 1);
-
-		e.address = (const char *)sqlite3_column_text(st, 0);
-		if (e.address == NULL) {
-			rc = SQLITE_OK;
-			continue;
-		}
-		e.reason = reason ? (const char *)reason : "";
-		e.reply = reply ? (const char *)reply : "";
-		e.first_seen = (time_t)sqlite3_column_int64(st, 3);
-		e.last_seen = (time_t)sqlite3_column_int64(st, 4);
-		e.expires_at = (time_t)sqlite3_column_int64(st, 5);
-		cb(&e, arg);
-		rc = SQLITE_OK;
-	}
-	if (rc != SQLITE_DONE)
-		log_err("store: load suppressions: %s", sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* store_load_soft_failures - every soft_failures row, synchronously */
-int
-store_load_soft_failures(struct store *s, store_suppress_fn cb, void *arg)
-{
-	struct store_suppression e;
-	sqlite3_stmt *st;
-	int rc, has;
-
-	if ((has = store_has_column(s->db, "soft_failures", "address")) <= 0)
-		return has;
-	if (sqlite3_prepare_v2(s->db, "SELECT address, count, first_seen, last_seen,"
-	    " reply FROM soft_failures ORDER BY address", -1, &st, NULL) != SQLITE_OK) {
-		log_err("store: load soft failures: %s", sqlite3_errmsg(s->db));
-		return -1;
-	}
-	memset(&e, 0, sizeof(e));
-	e.reason = "soft-bounce";
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *reply = sqlite3_column_text(st, 4);
-
-		e.address = (const char *)sqlite3_column_text(st, 0);
-		if (e.address == NULL)
-			continue;
-		e.count = (unsigned)sqlite3_column_int64(st, 1);
-		e.first_seen = (time_t)sqlite3_column_int64(st, 2);
-		e.last_seen = (time_t)sqlite3_column_int64(st, 3);
-		e.reply = reply ? (const char *)reply : "";
-		cb(&e, arg);
-	}
-	if (rc != SQLITE_DONE)
-		log_err("store: load soft failures: %s", sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* store_fail_next - fault injection: fail the next n commits with err */
