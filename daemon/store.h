@@ -29,6 +29,13 @@
  *   suppressions(address, reason, reply, first_seen, last_seen,
  *            expires_at)   -- addresses refused at RCPT; address is
  *            lower-cased, expires_at 0 = never
+ *   soft_failures(address, count, first_seen, last_seen, reply)
+ *   unsub_tokens(token, sender, rcpt, list, expires, created)
+ *            -- what each one-click unsubscribe token stands for (the
+ *            token names nothing, unsub_token.h); expired rows go
+ *   unsubscribes(sender, rcpt, list, at)   -- recipients who unsubscribed
+ *            from one sender (both lower-cased), refused at RCPT of that
+ *            sender only
  *   meta(key, value)   -- schema_version
  * Once every recipient of a message is final, its data is dropped
  * (data = NULL, done_at set); the rows stay as history. Besides the
@@ -45,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+#include "unsub_token.h"
 #include "util.h"
 
 struct event_base;
@@ -214,6 +222,40 @@ void store_admin(struct store *s, int64_t msg_id, int flags_set, int flags_clear
 void store_soft_put(struct store *s, const char *addr, unsigned count,
     time_t first_seen, time_t last_seen, const char *reply);
 int store_load_soft_failures(struct store *s, store_suppress_fn cb, void *arg);
+/* One-click unsubscribe (issue 10), in store_lists.c.
+ * The token ledger: store_unsub_tokens_add copies the rows (strings
+ * included) before it returns and inserts them with the next batch;
+ * done (may be NULL) gets STORE_OK or a STORE_E* class on the loop.
+ * A token already recorded is kept as it is. store_unsub_tokens_expire
+ * deletes the expired rows with the next batch. store_unsub_token_find
+ * is synchronous on a connection of the caller's own (read-only is
+ * enough): 1 with *out filled, 0 if the ledger has no such token, -1 on
+ * error. */
+struct store_unsub_token {
+	char token[UNSUB_TOKEN_LEN + 1];
+	const char *sender, *rcpt, *list;
+	time_t expires;
+};
+struct store_unsub_row {
+	char sender[UNSUB_FIELD_MAX], rcpt[UNSUB_FIELD_MAX], list[UNSUB_FIELD_MAX];
+	time_t expires;             /* the ledger: the token's expiry */
+	time_t at;                  /* unsubscribes: when */
+};
+void store_unsub_tokens_add(struct store *s, const struct store_unsub_token *rows, size_t n,
+    void (*done)(int err, void *arg), void *arg);
+void store_unsub_tokens_expire(struct store *s);
+int store_unsub_token_find(struct store *ro, const char *token, struct store_unsub_row *out);
+/* The unsubscribes: store_unsub_add copies and inserts with the next
+ * batch (a repeat keeps the first row: idempotent), then done (may be
+ * NULL) on the loop. store_unsub_remove is synchronous (outpostctl):
+ * sender's row for rcpt, or every sender's when sender is NULL; the
+ * number of rows removed, or -1. store_load_unsubs is synchronous like
+ * store_load_suppressions: every row in (rcpt, sender) order, 0 or -1. */
+typedef void (*store_unsub_fn)(const struct store_unsub_row *r, void *arg);
+void store_unsub_add(struct store *s, const char *sender, const char *rcpt,
+    const char *list, time_t at, store_done_fn done, void *arg);
+int store_unsub_remove(struct store *s, const char *sender, const char *rcpt);
+int store_load_unsubs(struct store *s, store_unsub_fn cb, void *arg);
 /* ---- end of additions ---- */
 
 #endif

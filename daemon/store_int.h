@@ -37,7 +37,12 @@ enum store_sql {
  * the lists' operations: store_lists_apply does them. */
 enum store_op { STORE_OP_COMMIT, STORE_OP_RECORD, STORE_OP_LOAD,
 	STORE_OP_COUNTERS, STORE_OP_ADMIN,
-	STORE_OP_SUPPRESS, STORE_OP_SOFT };
+	STORE_OP_SUPPRESS, STORE_OP_SOFT,
+	STORE_OP_UNSUB_TOKENS,      /* blob: struct store_unsub_token[bloblen]
+	                             * with their strings, one allocation */
+	STORE_OP_UNSUB_EXPIRE,      /* at: now */
+	STORE_OP_UNSUB };           /* name: rcpt, reason: sender, reply:
+	                             * list, at: when */
 
 struct store_item {
 	enum store_op op;
