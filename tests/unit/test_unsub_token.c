@@ -88,10 +88,27 @@ test_key_file(void)
 	rmdir(dir);
 }
 
+/* The vector tests/integration/test_unsubscribe.py mints in Python too:
+ * both must make the same token from the same key and fields. */
+static void
+test_vector(void)
+{
+	struct unsub_key k;
+	char t[UNSUB_TOKEN_LEN + 1];
+
+	for (size_t i = 0; i < sizeof(k.k); i++)
+		k.k[i] = (unsigned char)i;
+	ok(unsub_token_make(&k, "News@Example.com", "Bob@Example.net", "news", 1900000000,
+	    t) == 0, "the vector's token is made");
+	is_str(t, "oe73gac5u5dlgtwru7emfhp324", "the vector: key 00..1f, news@example.com,"
+	    " bob@example.net, list news, expiry 1900000000");
+}
+
 int
 main(void)
 {
 	test_tokens();
+	test_vector();
 	test_key_file();
 	return done();
 }
