@@ -56,6 +56,8 @@
 #include "smtp_session.h"
 #include "store.h"
 #include "suppress.h"
+#include "unsub.h"
+#include "unsub_http.h"
 #include "tls.h"
 #include "util.h"
 
@@ -372,6 +374,9 @@ main(int argc, char **argv)
 	server.suppress = suppress_new(SUPPRESS_MAX_DEFAULT);
 	if (suppress_load(server.suppress, server.store) < 0)
 		fatalx("queue %s: cannot load the suppression list", dbpath);
+	server.unsubs = unsub_new(UNSUB_MAX_DEFAULT);
+	if (unsub_load(server.unsubs, server.store) < 0)
+		fatalx("queue %s: cannot load the unsubscribes", dbpath);
 	if (store_start(server.store, server.loopq) < 0)
 		fatalx("queue %s: cannot start the store thread", dbpath);
 	server.alert = alert_new(&server, 0, 0);
@@ -385,6 +390,9 @@ main(int argc, char **argv)
 	server.metrics = metrics_start(&server, err, sizeof(err));
 	if (server.metrics == NULL && err[0])
 		fatalx("metrics_listen %s: %s", server.conf->server.metrics_listen, err);
+	server.unsub_http = unsub_http_start(&server, err, sizeof(err));
+	if (server.unsub_http == NULL && err[0])
+		fatalx("[unsubscribe] listen %s: %s", server.conf->unsub.listen, err);
 	for (size_t i = 0; i < server.nlisteners; i++)
 		if (listener_start(server.listeners[i], err, sizeof(err)) < 0)
 			fatalx("%s:%d: %s", server.conf->path, server.conf->listens[i].line, err);
@@ -398,8 +406,8 @@ main(int argc, char **argv)
 	server.domcheck = domcheck_new(&server);
 	main_pidfile(1);
 	log_info("outpostd %s started: %ld queued messages, %zu suppressed addresses,"
-	    " %zu users, %d signer threads", PACKAGE_VERSION, loaded,
-	    suppress_count(server.suppress), server.users->nusers,
+	    " %zu unsubscribes, %zu users, %d signer threads", PACKAGE_VERSION, loaded,
+	    suppress_count(server.suppress), unsub_count(server.unsubs), server.users->nusers,
 	    server.conf->server.signer_threads);
 
 	{
@@ -430,12 +438,15 @@ main(int argc, char **argv)
 	server.control = NULL;
 	metrics_stop(server.metrics);
 	server.metrics = NULL;
+	unsub_http_stop(server.unsub_http);
+	server.unsub_http = NULL;
 	alert_free(server.alert);
 	server.alert = NULL;
 	scheduler_free(server.sched);
 	signer_free(server.signer);
 	store_close(server.store);
 	suppress_free(server.suppress);
+	unsub_free(server.unsubs);
 	loopq_free(server.loopq);
 	domcheck_free(server.domcheck);
 	dns_free(server.dns);

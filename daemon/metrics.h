@@ -54,6 +54,8 @@ enum metrics_reject {
 	METRICS_REJ_DOMAIN_CHECK,       /* refuse_when_failing: DNS self-check */
 	METRICS_REJ_LOCAL_ERROR,        /* signing, sealing or queue write failed */
 	METRICS_REJ_SHUTDOWN,           /* 421 at the final dot while stopping */
+	METRICS_REJ_UNSUBSCRIBED,       /* 550 5.7.1: the recipient unsubscribed
+	                                 * from this sender (issue 10) */
 	METRICS_REJECTS
 };
 

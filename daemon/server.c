@@ -26,6 +26,7 @@
 #include "server.h"
 #include "store.h"
 #include "suppress.h"
+#include "unsub.h"
 #include "tls.h"
 #include "util.h"
 
@@ -214,6 +215,7 @@ server_suppress_reload(struct server *srv)
 	char path[PATH_MAX + 16], err[512];
 	struct store *ro;
 	struct suppress *set;
+	struct unsub *unsubs;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/queue.db", srv->conf->server.state_dir);
@@ -223,15 +225,25 @@ server_suppress_reload(struct server *srv)
 	}
 	set = suppress_new(SUPPRESS_MAX_DEFAULT);
 	rc = suppress_load(set, ro);
+	unsubs = unsub_new(UNSUB_MAX_DEFAULT);
+	if (rc == 0 && (rc = unsub_load(unsubs, ro)) < 0)
+		log_err("reload: unsubscribes unreadable; keeping the running ones");
 	store_close(ro);
 	if (rc < 0) {
 		log_err("reload: suppression list unreadable; keeping the running one");
 		suppress_free(set);
+		unsub_free(unsubs);
 		return -1;
 	}
 	suppress_free(srv->suppress);
 	srv->suppress = set;
-	log_info("reload: %zu suppressed addresses", suppress_count(set));
+	/* Also what outpostctl suppress remove --sender took out; an
+	 * unsubscribe the endpoint has in memory but not yet on disk comes
+	 * back with its commit (unsub_http adds it again then). */
+	unsub_free(srv->unsubs);
+	srv->unsubs = unsubs;
+	log_info("reload: %zu suppressed addresses, %zu unsubscribes", suppress_count(set),
+	    unsub_count(unsubs));
 	return 0;
 }
 

@@ -24,6 +24,8 @@ struct alert;
 struct server;
 struct throttle_users;
 struct suppress;
+struct unsub;
+struct unsub_http;
 struct control;
 struct dkim_verifier;
 struct dmarc_psl;
@@ -47,8 +49,8 @@ void server_dkim_install(struct server *srv, struct server_dkim *d);
 /* Re-read the users file and the DKIM keys (SIGHUP, outpostctl reload);
  * on errors the running ones stay. Returns 0 with a summary in report, or
  * -1 with the errors ("file:line: message; ...") in report (may be
- * NULL). The suppression list is re-read too, on a read-only connection
- * of its own (server_suppress_reload). */
+ * NULL). The suppression list and the unsubscribes are re-read too, on a
+ * read-only connection of their own (server_suppress_reload). */
 int server_reload(struct server *srv, char *report, size_t reportlen);
 /* Free the configs reloads replaced (at exit, after everything else). */
 void server_retired_free(struct server *srv);
@@ -70,6 +72,9 @@ struct server {
 	struct alert *alert;        /* postmaster alerts; NULL in tools and tests */
 	struct suppress *suppress;  /* suppressed recipients; NULL in tools and
 	                             * tests that do not set one */
+	struct unsub *unsubs;       /* per-sender unsubscribes (unsub.h); NULL
+	                             * in tools and tests that do not set one */
+	struct unsub_http *unsub_http; /* the one-click endpoint; NULL when off */
 	struct listener **listeners;
 	size_t nlisteners;
 	struct control *control;    /* state_dir/control (outpostctl) */

@@ -54,6 +54,7 @@
 #include "smtp_session.h"
 #include "smtp_session_int.h"
 #include "suppress.h"
+#include "unsub.h"
 #include "throttle.h"
 #include "tls.h"
 #include "util.h"
@@ -646,6 +647,33 @@ session_suppressed(struct session *s, const char *addr)
 	return 1;
 }
 
+/* session_unsubscribed - 1 after refusing a recipient who unsubscribed
+ * from this envelope sender (one-click unsubscribe, issue 10). Only that
+ * sender's mail is refused: the office's other senders, transactional
+ * mail included, still reach the recipient. 5.7.1: delivery not
+ * authorized (RFC 3463 3.8), as the recipient asked. */
+static int
+session_unsubscribed(struct session *s, const char *addr)
+{
+	const struct unsub_entry *e;
+	char a[ADDR_MAX * 4 + 1], from[ADDR_MAX * 4 + 1], day[16];
+	struct tm tm;
+	time_t at;
+
+	if (s->mail.addr[0] == '\0' ||
+	    (e = unsub_find(s->srv->unsubs, s->mail.addr, addr)) == NULL)
+		return 0;
+	at = e->at;
+	if (gmtime_r(&at, &tm) == NULL || strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0)
+		util_strlcpy(day, "?", sizeof(day));
+	log_esc(addr, a, sizeof(a));
+	log_esc(s->mail.addr, from, sizeof(from));
+	log_info("%s: RCPT to=<%s> refused: unsubscribed from <%s> on %s", s->id, a, from, day);
+	metrics_rejected(METRICS_REJ_UNSUBSCRIBED);
+	smtp_session_reply(s, "550 5.7.1 <%s>: recipient unsubscribed on %s", a, day);
+	return 1;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *args)
 {
@@ -675,7 +703,7 @@ cmd_rcpt(struct session *s, const char *args)
 		    s->conf->server.max_recipients);
 		return;
 	}
-	if (session_suppressed(s, r.addr))
+	if (session_suppressed(s, r.addr) || session_unsubscribed(s, r.addr))
 		return;
 	if (!session_user_allowed(s))
 		return;

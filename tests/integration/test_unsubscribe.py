@@ -1,0 +1,252 @@
+"""One-click unsubscribe, the receiving side (issue 10): the RFC 8058
+endpoint outpost serves on [unsubscribe] listen, the per-sender
+unsubscribes it records, the 550 5.7.1 at RCPT that follows, and
+outpostctl's listing, CSV export and removal.
+
+The sending side (which records each token in the ledger) is not needed:
+the tests mint tokens in Python with the algorithm of unsub_token.c (the
+fixed vector below is also checked in tests/unit/test_unsub_token.c) and
+insert their ledger rows into queue.db while the daemon runs (WAL)."""
+import base64
+import csv
+import hashlib
+import hmac
+import http.client
+import io
+import sqlite3
+import struct
+import subprocess
+import time
+
+from conftest import ALICE_PW, OUTPOSTCTL, free_port, wait_until
+
+NEWS = "news@example.org"
+BILLING = "billing@example.org"
+BOB = "bob@example.net"
+CAROL = "carol@example.net"
+BODY = b"List-Unsubscribe=One-Click"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def mint(key, sender, rcpt, lst, expires):
+    exp = struct.pack(">I", expires)
+    msg = (b"outpost-unsubscribe-v1\0" + sender.lower().encode() + b"\0" +
+           rcpt.lower().encode() + b"\0" + lst.encode() + b"\0" + exp)
+    mac = hmac.new(key, msg, hashlib.sha256).digest()
+    return base64.b32encode(exp + mac[:12]).decode().rstrip("=").lower()
+
+
+def test_python_mint_matches_the_c_vector():
+    assert mint(bytes(range(32)), "News@Example.com", "Bob@Example.net", "news",
+                1900000000) == "oe73gac5u5dlgtwru7emfhp324"
+
+
+def ledger_add(d, token, sender, rcpt, lst, expires):
+    db = sqlite3.connect(str(d.state_dir / "queue.db"), timeout=10)
+    with db:
+        db.execute("INSERT INTO unsub_tokens(token, sender, rcpt, list, expires, created)"
+                   " VALUES (?, ?, ?, ?, ?, ?)",
+                   (token, sender.lower(), rcpt.lower(), lst, expires, int(time.time())))
+    db.close()
+
+
+def unsub_rows(d):
+    db = sqlite3.connect(str(d.state_dir / "queue.db"), timeout=10)
+    rows = db.execute("SELECT sender, rcpt, list, at FROM unsubscribes ORDER BY rcpt").fetchall()
+    db.close()
+    return rows
+
+
+def request(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    c.close()
+    return r.status, hdrs, data
+
+
+def rcpt(client_factory, tls_ctx, d, sender, to):
+    c = client_factory(d.port)
+    c.login(tls_ctx, "alice", ALICE_PW)
+    assert c.cmd(f"MAIL FROM:<{sender}>").code == 250
+    r = c.cmd(f"RCPT TO:<{to}>")
+    c.cmd("QUIT")
+    return r
+
+
+def ctl(d, *args, code=0):
+    p = subprocess.run([OUTPOSTCTL, "-c", str(d.conf_path), "suppress", *args],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == code, f"outpostctl suppress {args}: {p.returncode} {p.stderr}"
+    return p.stdout
+
+
+def start(daemon_factory):
+    port = free_port()
+    d = daemon_factory({"unsubscribe": {"listen": f"127.0.0.1:{port}",
+                                        "url": "https://lists.example.com"}})
+    keyfile = d.state_dir / "unsubscribe.key"
+    wait_until(keyfile.exists, 5, "the unsubscribe key")
+    assert keyfile.stat().st_mode & 0o077 == 0
+    return d, port, keyfile.read_bytes()
+
+
+def test_one_click_unsubscribe(daemon_factory, client_factory, tls_ctx):
+    d, port, key = start(daemon_factory)
+    now = int(time.time())
+    tok = mint(key, NEWS, BOB, "news", now + 3600)
+    ledger_add(d, tok, NEWS, BOB, "news", now + 3600)
+
+    # GET: the page with the button; nobody is unsubscribed
+    st, h, page = request(port, "GET", f"/u/{tok}")
+    assert st == 200, page
+    assert h["content-type"].startswith("text/html")
+    assert h["content-security-policy"] == "default-src 'none'; form-action 'self'"
+    assert h["cache-control"] == "no-store" and h["x-robots-tag"] == "noindex"
+    text = page.decode()
+    assert BOB in text and NEWS in text and "<script" not in text.lower()
+    assert '<form method="post">' in text
+    assert 'name="List-Unsubscribe" value="One-Click"' in text
+    st, h, body = request(port, "HEAD", f"/u/{tok}")
+    assert st == 200 and body == b""
+    # upper case (a mail client may change it) is the same token
+    assert request(port, "GET", f"/u/{tok.upper()}")[0] == 200
+    assert rcpt(client_factory, tls_ctx, d, NEWS, BOB).code == 250
+    assert unsub_rows(d) == []
+
+    # POST: unsubscribed, from this sender only
+    mark = d.mark()
+    st, h, page = request(port, "POST", f"/u/{tok}", BODY, FORM)
+    assert st == 200, page
+    assert b"You are unsubscribed" in page and BOB.encode() in page
+    d.wait_log(rf"unsubscribe: <{BOB}> from <{NEWS}> \(list news\) via one-click",
+               since=mark)
+    r = rcpt(client_factory, tls_ctx, d, NEWS, "Bob@Example.NET")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert r.code == 550, r
+    assert str(r).startswith(f"550 5.7.1 <Bob@Example.NET>: recipient unsubscribed on {today}")
+    assert rcpt(client_factory, tls_ctx, d, BILLING, BOB).code == 250
+    assert rcpt(client_factory, tls_ctx, d, NEWS, CAROL).code == 250
+
+    # idempotent
+    st, h, page = request(port, "POST", f"/u/{tok}", BODY, FORM)
+    assert st == 200
+    rows = unsub_rows(d)
+    assert len(rows) == 1 and rows[0][:3] == (NEWS, BOB, "news"), rows
+
+    # survives a restart
+    d.restart()
+    assert rcpt(client_factory, tls_ctx, d, NEWS, BOB).code == 550
+    assert rcpt(client_factory, tls_ctx, d, BILLING, BOB).code == 250
+    assert "unsubscribes" in d.log()
+
+    # multipart/form-data (RFC 8058 allows it) for carol
+    tok2 = mint(key, NEWS, CAROL, "news", now + 3600)
+    ledger_add(d, tok2, NEWS, CAROL, "news", now + 3600)
+    mp = (b"--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+          b"One-Click\r\n--XyZ--\r\n")
+    st, h, page = request(port, "POST", f"/u/{tok2}", mp,
+                          {"Content-Type": "multipart/form-data; boundary=XyZ"})
+    assert st == 200, page
+    assert rcpt(client_factory, tls_ctx, d, NEWS, CAROL).code == 550
+    assert len(unsub_rows(d)) == 2
+
+
+def test_bad_tokens_get_the_same_400(daemon_factory, client_factory, tls_ctx):
+    d, port, key = start(daemon_factory)
+    now = int(time.time())
+    good = mint(key, NEWS, BOB, "news", now + 3600)
+    ledger_add(d, good, NEWS, BOB, "news", now + 3600)
+    forged = good[:10] + ("a" if good[10] != "a" else "b") + good[11:]
+    ledger_add(d, forged, NEWS, BOB, "news", now + 3600)
+    # made for carol, but its ledger row says bob
+    other = mint(key, NEWS, CAROL, "news", now + 3600)
+    ledger_add(d, other, NEWS, BOB, "news", now + 3600)
+    expired = mint(key, NEWS, BOB, "news", now - 10)
+    ledger_add(d, expired, NEWS, BOB, "news", now - 10)
+    unknown = mint(key, NEWS, BOB, "offers", now + 3600)
+    wrongkey = mint(b"\x01" * 32, NEWS, BOB, "news", now + 3600)
+    ledger_add(d, wrongkey, NEWS, BOB, "news", now + 3600)
+
+    bodies = set()
+    for path, body, hdrs in [
+            (f"/u/{forged}", BODY, FORM),
+            (f"/u/{other}", BODY, FORM),
+            (f"/u/{expired}", BODY, FORM),
+            (f"/u/{unknown}", BODY, FORM),
+            (f"/u/{wrongkey}", BODY, FORM),
+            (f"/u/{good}", None, FORM),                      # no body
+            (f"/u/{good}", b"List-Unsubscribe=Yes", FORM),   # wrong body
+            (f"/u/{good}", BODY, {"Content-Type": "text/plain"}),
+            ("/u/short", BODY, FORM),
+            ("/u/" + "1" * 26, BODY, FORM),
+            (f"/u/{good}x", BODY, FORM),
+            ("/u/", BODY, FORM),
+            ("/u/%3Cscript%3E", BODY, FORM)]:
+        st, h, page = request(port, "POST", path, body, hdrs)
+        assert st == 400, (path, body, st, page)
+        bodies.add(page)
+    for t in (forged, other, expired, unknown, wrongkey):
+        st, h, page = request(port, "GET", f"/u/{t}")
+        assert st == 400, t
+        bodies.add(page)
+    assert len(bodies) == 1, bodies
+    assert b"not valid" in bodies.pop()
+    assert unsub_rows(d) == []
+    assert rcpt(client_factory, tls_ctx, d, NEWS, BOB).code == 250
+
+    assert request(port, "GET", "/metrics")[0] == 404
+    assert request(port, "GET", "/")[0] == 404
+    st, h, _ = request(port, "PUT", f"/u/{good}", BODY, FORM)
+    assert st == 405 and "POST" in h["allow"]
+    # bounded: a body over 1 KiB is refused
+    st, _, _ = request(port, "POST", f"/u/{good}", BODY + b"&x=" + b"y" * 2000, FORM)
+    assert st in (400, 413)
+    assert unsub_rows(d) == []
+
+
+def test_page_escapes_what_it_shows(daemon_factory):
+    d, port, key = start(daemon_factory)
+    now = int(time.time())
+    lst = "<script>alert(1)</script>&\""
+    tok = mint(key, NEWS, BOB, lst, now + 3600)
+    ledger_add(d, tok, NEWS, BOB, lst, now + 3600)
+    st, h, page = request(port, "GET", f"/u/{tok}")
+    assert st == 200
+    assert b"<script>" not in page
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;" in page
+
+
+def test_outpostctl_lists_exports_and_removes(daemon_factory, client_factory, tls_ctx):
+    d, port, key = start(daemon_factory)
+    now = int(time.time())
+    tok = mint(key, NEWS, BOB, "news, weekly", now + 3600)
+    ledger_add(d, tok, NEWS, BOB, "news, weekly", now + 3600)
+    assert request(port, "POST", f"/u/{tok}", BODY, FORM)[0] == 200
+    ctl(d, "add", "gone@example.net")
+
+    out = ctl(d, "list", "--reason", "unsubscribed")
+    assert BOB in out and NEWS in out and "news, weekly" in out
+    assert "gone@example.net" not in out
+    everything = ctl(d, "list")
+    assert BOB in everything and "gone@example.net" in everything
+
+    rows = list(csv.reader(io.StringIO(ctl(d, "export", "--csv"))))
+    assert rows[0] == ["address", "sender", "list", "reason", "since"]
+    by_addr = {r[0]: r for r in rows[1:]}
+    assert by_addr[BOB][1:4] == [NEWS, "news, weekly", "unsubscribed"]
+    assert by_addr[BOB][4].startswith(time.strftime("%Y-%m-%d", time.gmtime()))
+    assert by_addr["gone@example.net"][1:4] == ["", "", "manual"]
+    only = list(csv.reader(io.StringIO(ctl(d, "export", "--csv", "--reason",
+                                           "unsubscribed"))))
+    assert [r[0] for r in only[1:]] == [BOB]
+
+    assert rcpt(client_factory, tls_ctx, d, NEWS, BOB).code == 550
+    out = ctl(d, "remove", BOB, "--sender", "News@Example.org")
+    assert "removed" in out
+    wait_until(lambda: rcpt(client_factory, tls_ctx, d, NEWS, BOB).code == 250, 10,
+               "the daemon re-reads the unsubscribes")
+    assert unsub_rows(d) == []
+    assert "was not" in ctl(d, "remove", BOB, "--sender", NEWS)
