@@ -13,7 +13,9 @@
  *                          defaults to dkim/ beside the config file), print
  *                          its TXT record and the dkim_key line for the config
  *   dkim dns DOMAIN        the TXT records of DOMAIN's configured keys
- *   suppress list [--json] the suppression list in queue.db (read-only)
+ *   suppress list [--reason R] [--json|--csv]
+ *                          the suppression list and the unsubscribes in
+ *                          queue.db (read-only); export --csv likewise
  *   suppress add ADDR [--reason TEXT] [--expires 30d]
  *   check dns DOMAIN [--json]  the domain's sending setup, each finding
  *                          OK/WARN/FAIL with its fix (selfcheck.h)
@@ -25,7 +27,8 @@
  *                          asked of the daemon on its control socket
  *   status [--json]        ask the running outpostd (control socket) for
  *                          its queue and upstream state
- *   suppress remove ADDR   edit queue.db (WAL, bound parameters), then
+ *   suppress remove ADDR [--sender S]
+ *                          edit queue.db (WAL, bound parameters), then
  *                          SIGHUP the running outpostd so it re-reads it
  *
  * Exit codes: 0 success, 1 failure, 2 usage error.
@@ -145,13 +148,18 @@ static const struct verb dkim_verbs[] = {
 static const struct verb_group dkim_group = { dkim_verbs, ARRAY_LEN(dkim_verbs) };
 
 static const struct verb suppress_verbs[] = {
-	{ "list", verb_suppress_list, "[--json]",
-	  "the suppressed addresses: since, expiry, reason, the upstream's reply",
+	{ "list", verb_suppress_list, "[--reason R] [--json|--csv]",
+	  "the suppressed addresses: since, expiry, reason, the upstream's reply;"
+	  " and the unsubscribes (reason unsubscribed): recipient, sender, list",
 	  NULL },
+	{ "export", verb_suppress_list, "[--reason R] --csv",
+	  "the same as CSV for a mailing tool (RFC 4180; header"
+	  " address,sender,list,reason,since)", NULL },
 	{ "add", verb_suppress_add, "ADDR [--reason TEXT] [--expires 30d]",
 	  "refuse ADDR at RCPT (default reason manual, never expires)", NULL },
-	{ "remove", verb_suppress_remove, "ADDR",
-	  "accept ADDR again", NULL },
+	{ "remove", verb_suppress_remove, "ADDR [--sender S]",
+	  "accept ADDR again; with --sender, take back ADDR's unsubscribe from S"
+	  " (a resubscribe)", NULL },
 };
 static const struct verb_group suppress_group = { suppress_verbs,
 	ARRAY_LEN(suppress_verbs) };
@@ -1045,19 +1053,62 @@ json_str(const char *s)
 	fputs(util_json_str(s, buf, sizeof(buf)), stdout);
 }
 
+#define SUPPRESS_UNSUBSCRIBED "unsubscribed"
+
 struct suppress_print {
-	int json;
+	int json, csv;
+	const char *reason;         /* only these, or NULL */
 	size_t n;
 };
 
-/* suppress_print_one - one row, as text or as a JSON array element */
+/* csv_field - one RFC 4180 field: quoted when it holds a comma, a quote
+ * or a line break, quotes doubled; control characters escaped first */
+static void
+csv_field(const char *s, int last)
+{
+	char esc[2048];
+
+	log_esc(s, esc, sizeof(esc));
+	if (strpbrk(esc, ",\"\r\n") == NULL) {
+		fputs(esc, stdout);
+	} else {
+		putchar('"');
+		for (const char *p = esc; *p; p++) {
+			if (*p == '"')
+				putchar('"');
+			putchar(*p);
+		}
+		putchar('"');
+	}
+	fputs(last ? "\r\n" : ",", stdout);
+}
+
+/* csv_row - address,sender,list,reason,since */
+static void
+csv_row(const char *addr, const char *sender, const char *list, const char *reason,
+    time_t since)
+{
+	char t[32];
+
+	csv_field(addr, 0);
+	csv_field(sender, 0);
+	csv_field(list, 0);
+	csv_field(reason, 0);
+	csv_field(since ? suppress_time(since, t, sizeof(t)) : "since", 1);
+}
+
+/* suppress_print_one - one row, as text, CSV or a JSON array element */
 static void
 suppress_print_one(const struct store_suppression *e, void *arg)
 {
 	struct suppress_print *p = arg;
 	char t1[32], t2[32], esc[2048];
 
-	if (p->json) {
+	if (p->reason != NULL && strcmp(p->reason, e->reason) != 0)
+		return;
+	if (p->csv) {
+		csv_row(e->address, "", "", e->reason, e->first_seen);
+	} else if (p->json) {
 		printf("%s\n  {\"address\": ", p->n ? "," : "");
 		json_str(e->address);
 		printf(", \"reason\": ");
@@ -1076,25 +1127,66 @@ suppress_print_one(const struct store_suppression *e, void *arg)
 	p->n++;
 }
 
-/* verb_suppress_list - the unexpired rows, read-only */
+/* suppress_print_unsub - one unsubscribe (reason "unsubscribed") */
+static void
+suppress_print_unsub(const struct store_unsub_row *r, void *arg)
+{
+	struct suppress_print *p = arg;
+	char t[32], rc[2048], sd[2048], ls[2048];
+
+	if (p->reason != NULL && strcmp(p->reason, SUPPRESS_UNSUBSCRIBED) != 0)
+		return;
+	if (p->csv) {
+		csv_row(r->rcpt, r->sender, r->list, SUPPRESS_UNSUBSCRIBED, r->at);
+	} else if (p->json) {
+		printf("%s\n  {\"address\": ", p->n ? "," : "");
+		json_str(log_esc(r->rcpt, rc, sizeof(rc)));
+		printf(", \"reason\": \"" SUPPRESS_UNSUBSCRIBED "\", \"sender\": ");
+		json_str(log_esc(r->sender, sd, sizeof(sd)));
+		printf(", \"list\": ");
+		json_str(log_esc(r->list, ls, sizeof(ls)));
+		printf(", \"reply\": \"\", \"first_seen\": %lld, \"last_seen\": %lld,"
+		    " \"expires_at\": 0}", (long long)r->at, (long long)r->at);
+	} else {
+		printf("%s  since %s  expires never  " SUPPRESS_UNSUBSCRIBED
+		    " from %s (list %s)\n", log_esc(r->rcpt, rc, sizeof(rc)),
+		    suppress_time(r->at, t, sizeof(t)), log_esc(r->sender, sd, sizeof(sd)),
+		    r->list[0] ? log_esc(r->list, ls, sizeof(ls)) : "-");
+	}
+	p->n++;
+}
+
+/* verb_suppress_list - list|export [--reason R] [--json|--csv]: the
+ * unexpired suppressions and the unsubscribes, read-only */
 static int
 verb_suppress_list(const char *conf, int argc, char **argv)
 {
-	struct suppress_print p = { 0, 0 };
+	struct suppress_print p = { 0, 0, NULL, 0 };
 	struct store *st;
 	struct conf *c;
 	char path[PATH_MAX + 16], err[PATH_MAX + 256];
 	int rc;
 
-	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			p.json = 1;
+		else if (strcmp(argv[i], "--csv") == 0)
+			p.csv = 1;
+		else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc)
+			p.reason = argv[++i];
+		else
+			return verb_usage(argv[0]);
+	}
+	if ((p.json && p.csv) || (strcmp(argv[0], "export") == 0 && !p.csv))
 		return verb_usage(argv[0]);
-	p.json = argc == 2;
 	if ((c = suppress_db(conf, path, sizeof(path))) == NULL)
 		return 1;
 	conf_free(c);
+	if (p.csv)
+		csv_row("address", "sender", "list", "reason", 0);
 	if (access(path, F_OK) < 0 && errno == ENOENT) {
 		printf(p.json ? "[]\n" : "");
-		return 0;
+		return fflush(stdout) == 0 ? 0 : 1;
 	}
 	if ((st = store_open(path, 1, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "outpostctl: %s\n", err);
@@ -1103,6 +1195,8 @@ verb_suppress_list(const char *conf, int argc, char **argv)
 	if (p.json)
 		printf("[");
 	rc = store_load_suppressions(st, suppress_print_one, &p);
+	if (rc == 0)
+		rc = store_load_unsubs(st, suppress_print_unsub, &p);
 	store_close(st);
 	if (p.json)
 		printf("%s]\n", p.n ? "\n" : "");
@@ -1114,10 +1208,11 @@ verb_suppress_list(const char *conf, int argc, char **argv)
 }
 
 /* suppress_apply - open queue.db read-write, run the change, then tell
- * the running daemon; add: reason != NULL */
+ * the running daemon; add: reason != NULL; remove an unsubscribe:
+ * sender != NULL */
 static int
 suppress_apply(const char *conf, const char *addr, const char *reason,
-    time_t expires_at)
+    time_t expires_at, const char *sender)
 {
 	struct store *st;
 	struct conf *c;
@@ -1136,8 +1231,16 @@ suppress_apply(const char *conf, const char *addr, const char *reason,
 		conf_free(c);
 		return 1;
 	}
+	if (sender != NULL && !smtp_addr_valid(sender, 1)) {
+		fprintf(stderr, "outpostctl: invalid address '%s'\n", sender);
+		store_close(st);
+		conf_free(c);
+		return 2;
+	}
 	if (reason != NULL)
 		rc = store_suppress_put(st, addr, reason, "", expires_at);
+	else if (sender != NULL)
+		rc = store_unsub_remove(st, sender, addr);
 	else
 		rc = store_suppress_remove(st, addr);
 	store_close(st);
@@ -1148,6 +1251,9 @@ suppress_apply(const char *conf, const char *addr, const char *reason,
 	}
 	if (reason != NULL)
 		printf("%s suppressed\n", addr);
+	else if (sender != NULL)
+		printf(rc >= 1 ? "%s removed: mail from %s reaches it again\n" :
+		    "%s was not unsubscribed from %s\n", addr, sender);
 	else
 		printf(rc == 1 ? "%s removed\n" : "%s was not suppressed\n", addr);
 	pid = signal_daemon(c->server.state_dir, why, sizeof(why));
@@ -1199,16 +1305,20 @@ verb_suppress_add(const char *conf, int argc, char **argv)
 	}
 	if (addr == NULL)
 		return verb_usage(argv[0]);
-	return suppress_apply(conf, addr, reason, expires_at);
+	return suppress_apply(conf, addr, reason, expires_at, NULL);
 }
 
-/* verb_suppress_remove - ADDR */
+/* verb_suppress_remove - ADDR [--sender S] */
 static int
 verb_suppress_remove(const char *conf, int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[2], "--sender") == 0)
+		return suppress_apply(conf, argv[1], NULL, 0, argv[3]);
+	if (argc == 4 && strcmp(argv[1], "--sender") == 0)
+		return suppress_apply(conf, argv[3], NULL, 0, argv[2]);
 	if (argc != 2)
 		return verb_usage(argv[0]);
-	return suppress_apply(conf, argv[1], NULL, 0);
+	return suppress_apply(conf, argv[1], NULL, 0, NULL);
 }
 
 /* main - global options, then the verb */
