@@ -36,7 +36,7 @@ PAGES = ["outpostd.8", "outpostctl.8", "outpost.conf.5"]
 TIMEOUT = 60
 
 KINDS = {"SRV": "server", "LSN": "listen", "UPS": "upstream", "DOM": "domain",
-         "QUE": "queue"}
+         "QUE": "queue", "UNS": "unsubscribe"}
 # conf.c's macros that a default may be built from (configure's defaults
 # for the paths the installed page shows).
 DEF_MACROS = {"LOCALSTATEDIR": "/var"}
@@ -79,7 +79,7 @@ def conf_table():
     m = re.search(r"struct setting settings\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
     assert m, "settings[] not found in daemon/conf.c"
     rows = []
-    for r in re.finditer(r"\{\s*(SRV|LSN|UPS|DOM|QUE)\((\w+)\)(.*?)\}\s*,", m.group(1), re.S):
+    for r in re.finditer(r"\{\s*(SRV|LSN|UPS|DOM|QUE|UNS)\((\w+)\)(.*?)\}\s*,", m.group(1), re.S):
         body = r.group(3)
         key = re.search(r'\.key\s*=\s*"([^"]+)"', body)
         typ = re.search(r"\.type\s*=\s*(T_\w+)", body)
@@ -157,7 +157,7 @@ def conf_page_keys():
     """{(kind, key): entry text} from outpost.conf(5)'s section parts."""
     found = {}
     for tag, body, sh in tp_entries(page_lines("outpost.conf.5")):
-        m = re.match(r"\[(server|listen|upstream|domain|queue)\b", sh)
+        m = re.match(r"\[(server|listen|upstream|domain|queue|unsubscribe)\b", sh)
         if not m:
             continue
         key = re.match(r"([a-z_]+)", tag)
