@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,10 +54,13 @@
 #include "smtp_parse.h"
 #include "smtp_session.h"
 #include "smtp_session_int.h"
+#include "store.h"
 #include "suppress.h"
-#include "unsub.h"
 #include "throttle.h"
 #include "tls.h"
+#include "unsub.h"
+#include "unsub_http.h"
+#include "unsub_token.h"
 #include "util.h"
 
 #define SESSION_SASL_LINE_MAX 2048   /* RFC 4954 4 allows 12288; PLAIN needs far less */
@@ -169,6 +173,7 @@ smtp_session_reset(struct session *s)
 	s->rcpt_notify = NULL;
 	s->rcpt_orcpt = NULL;
 	s->nrcpt = 0;
+	s->nunsub = 0;
 	memset(&s->mail, 0, sizeof(s->mail));
 	s->qid[0] = '\0';
 	smtp_data_free(&s->data);
@@ -674,6 +679,99 @@ session_unsubscribed(struct session *s, const char *addr)
 	return 1;
 }
 
+/* A mailto: unsubscribe (RFC 2369 3.2, RFC 8058 3.2) waiting for the
+ * store; the session is busy until then. */
+struct unsub_wait {
+	struct session *s;
+	char rcpt[UNSUB_FIELD_MAX], sender[UNSUB_FIELD_MAX], list[UNSUB_FIELD_MAX];
+};
+
+/* session_unsub_stored - the unsubscribe is on disk (or not): answer
+ * the RCPT and read on */
+static void
+session_unsub_stored(int err, void *arg)
+{
+	struct unsub_wait *w = arg;
+	struct session *s = w->s;
+	char r[UNSUB_FIELD_MAX * 4], f[UNSUB_FIELD_MAX * 4], l[UNSUB_FIELD_MAX * 4];
+
+	s->busy = 0;
+	if (err == STORE_OK)
+		log_info("unsubscribe: <%s> from <%s> (list %s) via mailto",
+		    log_esc(w->rcpt, r, sizeof(r)), log_esc(w->sender, f, sizeof(f)),
+		    log_esc(w->list[0] ? w->list : "-", l, sizeof(l)));
+	else
+		unsub_remove(s->srv->unsubs, w->sender, w->rcpt);
+	free(w);
+	if (s->dead) {
+		session_free(s);
+		return;
+	}
+	smtp_session_deadline(s, s->conf->server.timeout_command);
+	if (err != STORE_OK) {
+		smtp_session_reply(s, "451 4.3.0 Unsubscribe not recorded; try again later");
+	} else {
+		s->nunsub++;
+		smtp_session_set_state(s, ST_RCPT);
+		smtp_session_reply(s, "250 2.1.5 unsubscribe recorded");
+	}
+	session_process(s);
+}
+
+/* session_unsub_mailto - 1 when addr is unsubscribe+TOKEN@DOMAIN of a
+ * [domain] with unsubscribe = yes, answered (or to be answered once the
+ * store wrote it); such an address is never relayed. A valid token
+ * unsubscribes its recipient from its sender like the one-click POST
+ * (unsub_http.h), anything else there is an unknown address. */
+static int
+session_unsub_mailto(struct session *s, const char *addr)
+{
+	static const char prefix[] = "unsubscribe+";
+	const struct conf_domain *d;
+	const char *at = strrchr(addr, '@');
+	char token[UNSUB_TOKEN_LEN + 2];
+	struct store_unsub_row row;
+	struct unsub_wait *w;
+	size_t n;
+	int v;
+
+	if (at == NULL || strncasecmp(addr, prefix, sizeof(prefix) - 1) != 0 ||
+	    (d = conf_domain_find(s->conf, at + 1)) == NULL || !d->unsubscribe)
+		return 0;
+	n = (size_t)(at - addr) - (sizeof(prefix) - 1);
+	v = 0;
+	if (n == UNSUB_TOKEN_LEN && s->srv->unsub_http != NULL) {
+		memcpy(token, addr + sizeof(prefix) - 1, n);
+		token[n] = '\0';
+		v = unsub_http_token(s->srv->unsub_http, token, &row);
+	}
+	if (v < 0) {
+		smtp_session_reply(s, "451 4.3.0 Unsubscribe not recorded; try again later");
+		return 1;
+	}
+	if (v == 0) {
+		metrics_rejected(METRICS_REJ_UNSUBSCRIBED);
+		smtp_session_reply(s, "550 5.1.1 unknown unsubscribe address");
+		return 1;
+	}
+	if (unsub_add(s->srv->unsubs, row.sender, row.rcpt, row.list, util_now()) == 0) {
+		s->nunsub++;        /* already: the same answer, nothing new */
+		smtp_session_set_state(s, ST_RCPT);
+		smtp_session_reply(s, "250 2.1.5 unsubscribe recorded");
+		return 1;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->s = s;
+	memcpy(w->rcpt, row.rcpt, sizeof(w->rcpt));
+	memcpy(w->sender, row.sender, sizeof(w->sender));
+	memcpy(w->list, row.list, sizeof(w->list));
+	s->busy = 1;
+	smtp_session_deadline(s, 0);
+	store_unsub_add(s->srv->store, row.sender, row.rcpt, row.list, util_now(),
+	    session_unsub_stored, w);
+	return 1;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *args)
 {
@@ -703,7 +801,8 @@ cmd_rcpt(struct session *s, const char *args)
 		    s->conf->server.max_recipients);
 		return;
 	}
-	if (session_suppressed(s, r.addr) || session_unsubscribed(s, r.addr))
+	if (session_unsub_mailto(s, r.addr) || session_suppressed(s, r.addr) ||
+	    session_unsubscribed(s, r.addr))
 		return;
 	if (!session_user_allowed(s))
 		return;

@@ -79,6 +79,8 @@ struct session {
 	int *rcpt_notify;
 	char **rcpt_orcpt;
 	size_t nrcpt;
+	size_t nunsub;              /* RCPTs that were mailto: unsubscribes
+	                             * (recorded, not recipients) */
 	struct smtp_data data;      /* the message being received (DATA) */
 	size_t data_since_renew;
 };

@@ -371,6 +371,16 @@ smtp_submit_data_end(struct session *s)
 		smtp_session_deadline(s, c->server.timeout_command);
 		return;
 	}
+	if (s->nrcpt == 0) {
+		/* Only mailto: unsubscribes, each already on disk before its
+		 * 250 (smtp_session.c): the message itself goes nowhere. */
+		log_info("%s: message to %zu unsubscribe address%s discarded; client=[%s]",
+		    s->qid, s->nunsub, s->nunsub == 1 ? "" : "es", s->ip);
+		smtp_session_reply(s, "250 2.0.0 Ok: unsubscribe recorded, message discarded");
+		smtp_session_reset(s);
+		smtp_session_deadline(s, c->server.timeout_command);
+		return;
+	}
 	j = xcalloc(1, sizeof(*j));
 	j->s = s;
 	j->raw = smtp_data_take(&s->data, &j->rawlen);

@@ -322,10 +322,9 @@ unsub_http_page(struct evhttp_request *req, const struct store_unsub_row *r, int
 
 /* ---- the requests ------------------------------------------------------ */
 
-/* unsub_http_verify - the ledger row of a valid, unexpired token: 1, 0
- * if the token is not one, -1 if the ledger cannot be read */
-static int
-unsub_http_verify(struct unsub_http *u, const char *path, struct store_unsub_row *r)
+/* unsub_http_token - see unsub_http.h */
+int
+unsub_http_token(struct unsub_http *u, const char *path, struct store_unsub_row *r)
 {
 	char token[UNSUB_TOKEN_LEN + 1];
 	int found;
@@ -457,7 +456,7 @@ unsub_http_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	memset(&r, 0, sizeof(r));
-	if ((v = unsub_http_verify(u, path + strlen(UNSUB_HTTP_PREFIX), &r)) < 0) {
+	if ((v = unsub_http_token(u, path + strlen(UNSUB_HTTP_PREFIX), &r)) < 0) {
 		unsub_http_text(req, 503, "Service Unavailable", "Try again later.\n");
 		return;
 	}

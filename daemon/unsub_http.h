@@ -41,5 +41,10 @@ void unsub_http_stop(struct unsub_http *u);
  * if none was sent: taken as urlencoded) holds the field
  * List-Unsubscribe=One-Click (RFC 8058 3.1), else 0. */
 int unsub_http_form_ok(const char *ctype, const char *body, size_t len);
+/* The ledger row of token when it is a valid, unexpired token whose MAC
+ * matches that row: 1 with *r filled, 0 if it is not, -1 if the ledger
+ * cannot be read. Also for the mailto: unsubscribes (smtp_session.c). */
+struct store_unsub_row;
+int unsub_http_token(struct unsub_http *u, const char *token, struct store_unsub_row *r);
 
 #endif

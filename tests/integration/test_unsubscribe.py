@@ -250,3 +250,56 @@ def test_outpostctl_lists_exports_and_removes(daemon_factory, client_factory, tl
                "the daemon re-reads the unsubscribes")
     assert unsub_rows(d) == []
     assert "was not" in ctl(d, "remove", BOB, "--sender", NEWS)
+
+
+def test_mailto_unsubscribe(daemon_factory, client_factory, tls_ctx):
+    """RCPT to unsubscribe+TOKEN@DOMAIN of a [domain] with unsubscribe =
+    yes is recorded, not relayed; a message with no other recipient is
+    accepted and discarded."""
+    port = free_port()
+    d = daemon_factory({"unsubscribe": {"listen": f"127.0.0.1:{port}",
+                                        "url": "https://lists.example.com"},
+                        "domain example.com": {"unsubscribe": "yes"}})
+    keyfile = d.state_dir / "unsubscribe.key"
+    wait_until(keyfile.exists, 5, "the unsubscribe key")
+    key = keyfile.read_bytes()
+    now = int(time.time())
+    tok = mint(key, NEWS, BOB, "news", now + 3600)
+    ledger_add(d, tok, NEWS, BOB, "news", now + 3600)
+    tok2 = mint(key, NEWS, CAROL, "news", now + 3600)
+    ledger_add(d, tok2, NEWS, CAROL, "news", now + 3600)
+
+    mark = d.mark()
+    c = client_factory(d.port)
+    c.login(tls_ctx, "alice", ALICE_PW)
+    assert c.cmd("MAIL FROM:<alice@example.com>").code == 250
+    bad = tok[:5] + ("a" if tok[5] != "a" else "b") + tok[6:]
+    r = c.cmd(f"RCPT TO:<unsubscribe+{bad}@example.com>")
+    assert str(r).startswith("550 5.1.1 unknown unsubscribe address"), r
+    assert str(c.cmd("RCPT TO:<unsubscribe+nothing@example.com>")).startswith("550 5.1.1")
+    r = c.cmd(f"RCPT TO:<Unsubscribe+{tok.upper()}@Example.COM>")
+    assert str(r).startswith("250 2.1.5 unsubscribe recorded"), r
+    assert c.cmd("DATA").code == 354
+    c.send(b"From: bob@example.net\r\nTo: unsubscribe@example.com\r\nSubject: unsubscribe\r\n"
+           b"\r\nunsubscribe\r\n.\r\n")
+    r = c.reply()
+    assert r.code == 250 and "discarded" in str(r), r
+    c.cmd("QUIT")
+    d.wait_log(rf"unsubscribe: <{BOB}> from <{NEWS}> \(list news\) via mailto", since=mark)
+    d.assert_nothing_queued(since=mark)
+    assert rcpt(client_factory, tls_ctx, d, NEWS, BOB).code == 550
+    assert rcpt(client_factory, tls_ctx, d, BILLING, BOB).code == 250
+
+    # beside a real recipient: that one gets the message, nobody else
+    c = client_factory(d.port)
+    c.login(tls_ctx, "alice", ALICE_PW)
+    r = c.mail_transaction("alice@example.com", [f"unsubscribe+{tok2}@example.com",
+                                                  "dave@example.net"],
+                           b"From: alice@example.com\r\nTo: dave@example.net\r\n"
+                           b"Subject: x\r\n\r\nhello\r\n")
+    assert r.code == 250 and "queued" in str(r), r
+    c.cmd("QUIT")
+    msgs = d.wait_maildir(1)
+    assert len(msgs) == 1 and b"dave@example.net" in msgs[0]
+    assert b"unsubscribe+" not in msgs[0]
+    assert sorted(x[1] for x in unsub_rows(d)) == [BOB, CAROL]
