@@ -1,7 +1,8 @@
 /*
  * test_unsub - the per-sender unsubscribe set: pairs found whatever the
  * case, scoped to their sender, idempotent, removable, bounded, grown
- * past the initial buckets; and loaded from the store's table.
+ * past the initial buckets; loaded from the store's table; and the
+ * endpoint's check of a one-click POST body.
  */
 #include "config.h"
 
@@ -15,6 +16,7 @@
 #include "store.h"
 #include "tap.h"
 #include "unsub.h"
+#include "unsub_http.h"
 #include "util.h"
 
 static void
@@ -161,10 +163,64 @@ test_store(void)
 	event_base_free(base);
 }
 
+/* The POST body check (RFC 8058 3.1): urlencoded and multipart. */
+static void
+test_form(void)
+{
+	static const struct {
+		const char *ctype, *body;
+		int want;
+	} t[] = {
+		{ "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click", 1 },
+		{ NULL, "List-Unsubscribe=One-Click", 1 },
+		{ "application/x-www-form-urlencoded; charset=utf-8",
+		  "a=b&List-Unsubscribe=One-Click&c", 1 },
+		{ "application/x-www-form-urlencoded", "List-Unsubscribe=One%2DClick", 1 },
+		{ "application/x-www-form-urlencoded", "List%2DUnsubscribe=One-Click", 1 },
+		{ "application/x-www-form-urlencoded", "List-Unsubscribe=One-Clicks", 0 },
+		{ "application/x-www-form-urlencoded", "List-Unsubscribe=one-click", 0 },
+		{ "application/x-www-form-urlencoded", "List-Unsubscribe=", 0 },
+		{ "application/x-www-form-urlencoded", "List-Unsubscribe", 0 },
+		{ "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click%", 0 },
+		{ "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click%4", 0 },
+		{ "application/x-www-form-urlencoded", "", 0 },
+		{ "text/plain", "List-Unsubscribe=One-Click", 0 },
+		{ "multipart/form-data; boundary=XyZ",
+		  "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+		  "One-Click\r\n--XyZ--\r\n", 1 },
+		{ "multipart/form-data; boundary=\"a b\"",
+		  "--a b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\ny\r\n"
+		  "--a b\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+		  "One-Click\r\n--a b--\r\n", 1 },
+		{ "multipart/form-data; boundary=XyZ",
+		  "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+		  "No\r\n--XyZ--\r\n", 0 },
+		{ "multipart/form-data; boundary=XyZ",
+		  "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+		  "One-Click", 0 },     /* no closing delimiter */
+		{ "multipart/form-data; boundary=XyZ",
+		  "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"", 0 },
+		{ "multipart/form-data", "List-Unsubscribe=One-Click", 0 },
+		{ "multipart/form-data; boundary=", "--\r\n\r\n", 0 },
+	};
+	char big[UNSUB_HTTP_BODY_MAX + 64];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		is_int(unsub_http_form_ok(t[i].ctype, t[i].body, strlen(t[i].body)), t[i].want,
+		    "form %zu: %s", i, t[i].ctype ? t[i].ctype : "(no type)");
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "List-Unsubscribe=One-Click&", 27);
+	is_int(unsub_http_form_ok(NULL, big, sizeof(big)), 0, "a body over the bound");
+	/* not NUL-terminated: the length is what counts */
+	is_int(unsub_http_form_ok(NULL, "List-Unsubscribe=One-Clickzzz", 26), 1,
+	    "the length bounds the body");
+}
+
 int
 main(void)
 {
 	test_set();
+	test_form();
 	test_store();
 	return done();
 }
