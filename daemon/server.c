@@ -238,8 +238,8 @@ server_suppress_reload(struct server *srv)
 	suppress_free(srv->suppress);
 	srv->suppress = set;
 	/* Also what outpostctl suppress remove --sender took out; an
-	 * unsubscribe the endpoint has in memory but not yet on disk comes
-	 * back with its commit (unsub_http adds it again then). */
+	 * unsubscribe in memory but not yet on disk comes back with its
+	 * commit (unsub_http and smtp_session add it again then). */
 	unsub_free(srv->unsubs);
 	srv->unsubs = unsubs;
 	log_info("reload: %zu suppressed addresses, %zu unsubscribes", suppress_count(set),

@@ -696,12 +696,15 @@ session_unsub_stored(int err, void *arg)
 	char r[UNSUB_FIELD_MAX * 4], f[UNSUB_FIELD_MAX * 4], l[UNSUB_FIELD_MAX * 4];
 
 	s->busy = 0;
-	if (err == STORE_OK)
+	if (err == STORE_OK) {
+		/* again: a reload since the RCPT read the table without it */
+		unsub_add(s->srv->unsubs, w->sender, w->rcpt, w->list, util_now());
 		log_info("unsubscribe: <%s> from <%s> (list %s) via mailto",
 		    log_esc(w->rcpt, r, sizeof(r)), log_esc(w->sender, f, sizeof(f)),
 		    log_esc(w->list[0] ? w->list : "-", l, sizeof(l)));
-	else
+	} else {
 		unsub_remove(s->srv->unsubs, w->sender, w->rcpt);
+	}
 	free(w);
 	if (s->dead) {
 		session_free(s);

@@ -57,6 +57,7 @@
 
 /* A POST waiting for its unsubscribe to reach the disk. */
 struct unsub_pending {
+	struct server *srv;
 	struct unsub_http *u;       /* NULL once the endpoint stopped */
 	struct evhttp_request *req; /* NULL once answered */
 	char sender[UNSUB_FIELD_MAX], rcpt[UNSUB_FIELD_MAX], list[UNSUB_FIELD_MAX];
@@ -375,12 +376,13 @@ unsub_http_stored(int err, void *arg)
 		unsub_http_unlink(p->u, p);
 	if (err != STORE_OK) {
 		log_err("unsubscribe: <%s>: not saved (store error %d)", p->rcpt, err);
-		if (p->u != NULL)
-			unsub_remove(p->u->srv->unsubs, p->sender, p->rcpt);
+		unsub_remove(p->srv->unsubs, p->sender, p->rcpt);
 		if (p->req != NULL)
 			unsub_http_text(p->req, 503, "Service Unavailable",
 			    "The unsubscribe could not be saved; try again later.\n");
 	} else {
+		/* again: a reload since the POST read the table without it */
+		unsub_add(p->srv->unsubs, p->sender, p->rcpt, p->list, util_now());
 		unsub_http_log(p, "one-click");
 		if (p->req != NULL) {
 			memset(&r, 0, sizeof(r));
@@ -421,6 +423,7 @@ unsub_http_post(struct unsub_http *u, struct evhttp_request *req,
 		return;
 	}
 	p = xcalloc(1, sizeof(*p));
+	p->srv = u->srv;
 	p->u = u;
 	p->req = req;
 	memcpy(p->sender, r->sender, sizeof(p->sender));
