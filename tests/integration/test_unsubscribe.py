@@ -13,12 +13,13 @@ import hashlib
 import hmac
 import http.client
 import io
+import socket
 import sqlite3
 import struct
 import subprocess
 import time
 
-from conftest import ALICE_PW, OUTPOSTCTL, free_port, wait_until
+from conftest import ALICE_PW, OUTPOSTCTL, can_connect, free_port, wait_until
 
 NEWS = "news@example.org"
 BILLING = "billing@example.org"
@@ -303,3 +304,28 @@ def test_mailto_unsubscribe(daemon_factory, client_factory, tls_ctx):
     assert len(msgs) == 1 and b"dave@example.net" in msgs[0]
     assert b"unsubscribe+" not in msgs[0]
     assert sorted(x[1] for x in unsub_rows(d)) == [BOB, CAROL]
+
+
+def test_port_in_use_stops_the_start(daemon_factory):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        d = daemon_factory({"unsubscribe": {"listen": f"127.0.0.1:{port}",
+                                            "url": "https://lists.example.com"}},
+                           start=False)
+        d.start(wait=False)
+        assert d.proc.wait(timeout=20) != 0
+        d.wait_log(rf"\[unsubscribe\] listen 127\.0\.0\.1:{port}: cannot listen:"
+                   r" Address already in use", timeout=1)
+        assert not can_connect("127.0.0.1", d.port), "the SMTP port opened anyway"
+    finally:
+        busy.close()
+
+
+def test_listen_no_serves_nothing(daemon_factory, client_factory, tls_ctx):
+    d = daemon_factory()
+    assert "unsubscribe endpoint" not in d.log()
+    assert not (d.state_dir / "unsubscribe.key").exists()
+    assert rcpt(client_factory, tls_ctx, d, NEWS, BOB).code == 250
