@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import http.client
 import io
+import json
 import socket
 import sqlite3
 import struct
@@ -233,6 +234,12 @@ def test_outpostctl_lists_exports_and_removes(daemon_factory, client_factory, tl
     assert "gone@example.net" not in out
     everything = ctl(d, "list")
     assert BOB in everything and "gone@example.net" in everything
+    entries = json.loads(ctl(d, "list", "--json"))
+    unsub = [e for e in entries if e["reason"] == "unsubscribed"]
+    assert len(unsub) == 1 and unsub[0]["address"] == BOB
+    assert unsub[0]["sender"] == NEWS and unsub[0]["list"] == "news, weekly"
+    assert [e["address"] for e in json.loads(ctl(d, "list", "--reason", "manual", "--json"))] \
+        == ["gone@example.net"]
 
     rows = list(csv.reader(io.StringIO(ctl(d, "export", "--csv"))))
     assert rows[0] == ["address", "sender", "list", "reason", "since"]
