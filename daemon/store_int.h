@@ -1,8 +1,8 @@
 /*
  * store_int - what store.c (the queue and the store thread) and
- * store_lists.c (the suppression list and soft failures) share: the
- * store and its work items, and the entry points of the thread's queue.
- * Private to those two files.
+ * store_lists.c (suppressions, soft failures, the unsubscribe ledger
+ * and unsubscribes) share: the store and its work items, and the entry
+ * points of the thread's queue. Private to those two files.
  */
 #ifndef OUTPOST_STORE_INT_H
 #define OUTPOST_STORE_INT_H
