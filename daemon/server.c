@@ -389,8 +389,9 @@ out:
 	    dkim_sign_keys(d->signer)->ndomains);
 	if (report != NULL)
 		snprintf(report, reportlen, "config, %zu users, DKIM keys for %zu domains, %zu"
-		    " suppressed addresses%s", users->nusers, dkim_sign_keys(d->signer)->ndomains,
-		    suppress_count(srv->suppress), restart ? "; some changes need a restart (see"
+		    " suppressed addresses, %zu unsubscribes%s", users->nusers,
+		    dkim_sign_keys(d->signer)->ndomains, suppress_count(srv->suppress),
+		    unsub_count(srv->unsubs), restart ? "; some changes need a restart (see"
 		    " the log)" : "");
 	return 0;
 }
