@@ -78,6 +78,7 @@ static const char *const metrics_reject_names[METRICS_REJECTS] = {
 	[METRICS_REJ_LOCAL_ERROR] = "local_error",
 	[METRICS_REJ_SHUTDOWN] = "shutting_down",
 	[METRICS_REJ_UNSUBSCRIBED] = "unsubscribed",
+	[METRICS_REJ_UNSUBSCRIBE_INVALID] = "unsubscribe_address_invalid",
 };
 
 /* DKIM algorithms as dkim_key_alg() names them; the last is the rest. */

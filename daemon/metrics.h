@@ -56,6 +56,8 @@ enum metrics_reject {
 	METRICS_REJ_SHUTDOWN,           /* 421 at the final dot while stopping */
 	METRICS_REJ_UNSUBSCRIBED,       /* 550 5.7.1: the recipient unsubscribed
 	                                 * from this sender (issue 10) */
+	METRICS_REJ_UNSUBSCRIBE_INVALID, /* 550 5.1.1: unsubscribe+TOKEN@DOMAIN
+	                                 * with a TOKEN that is not valid */
 	METRICS_REJECTS
 };
 

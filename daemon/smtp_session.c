@@ -753,7 +753,7 @@ session_unsub_mailto(struct session *s, const char *addr)
 		return 1;
 	}
 	if (v == 0) {
-		metrics_rejected(METRICS_REJ_UNSUBSCRIBED);
+		metrics_rejected(METRICS_REJ_UNSUBSCRIBE_INVALID);
 		smtp_session_reply(s, "550 5.1.1 unknown unsubscribe address");
 		return 1;
 	}

@@ -85,10 +85,10 @@ def ctl(d, *args, code=0):
     return p.stdout
 
 
-def start(daemon_factory):
+def start(daemon_factory, extra=None):
     port = free_port()
     d = daemon_factory({"unsubscribe": {"listen": f"127.0.0.1:{port}",
-                                        "url": "https://lists.example.com"}})
+                                        "url": "https://lists.example.com"}, **(extra or {})})
     keyfile = d.state_dir / "unsubscribe.key"
     wait_until(keyfile.exists, 5, "the unsubscribe key")
     assert keyfile.stat().st_mode & 0o077 == 0
@@ -96,7 +96,8 @@ def start(daemon_factory):
 
 
 def test_one_click_unsubscribe(daemon_factory, client_factory, tls_ctx):
-    d, port, key = start(daemon_factory)
+    mport = free_port()
+    d, port, key = start(daemon_factory, {"server": {"metrics_listen": f"127.0.0.1:{mport}"}})
     now = int(time.time())
     tok = mint(key, NEWS, BOB, "news", now + 3600)
     ledger_add(d, tok, NEWS, BOB, "news", now + 3600)
@@ -131,6 +132,8 @@ def test_one_click_unsubscribe(daemon_factory, client_factory, tls_ctx):
     assert str(r).startswith(f"550 5.7.1 <Bob@Example.NET>: recipient unsubscribed on {today}")
     assert rcpt(client_factory, tls_ctx, d, BILLING, BOB).code == 250
     assert rcpt(client_factory, tls_ctx, d, NEWS, CAROL).code == 250
+    metrics = request(mport, "GET", "/metrics")[2].decode()
+    assert 'outpost_messages_rejected_total{reason="unsubscribed"} 1' in metrics
 
     # idempotent
     st, h, page = request(port, "POST", f"/u/{tok}", BODY, FORM)
