@@ -339,3 +339,38 @@ def test_listen_no_serves_nothing(daemon_factory, client_factory, tls_ctx):
     assert "unsubscribe endpoint" not in d.log()
     assert not (d.state_dir / "unsubscribe.key").exists()
     assert rcpt(client_factory, tls_ctx, d, NEWS, BOB).code == 250
+
+
+def test_hostile_requests(daemon_factory):
+    """Oversized headers and paths, garbage and a silent client: refused or
+    dropped, and the endpoint keeps answering."""
+    d, port, key = start(daemon_factory)
+    now = int(time.time())
+    tok = mint(key, NEWS, BOB, "news", now + 3600)
+    ledger_add(d, tok, NEWS, BOB, "news", now + 3600)
+
+    def raw(data):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            s.sendall(data)
+            return s.recv(4096)
+        except (ConnectionResetError, BrokenPipeError):
+            return b""
+        finally:
+            s.close()
+
+    for data in (b"GET /u/" + tok.encode() + b" HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 +
+                 b"\r\n\r\n",
+                 b"GET /u/" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 64 + b"\r\n\r\n",
+                 b"POST /u/" + tok.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Length: 99999999\r\n\r\nList-Unsubscribe=One-Click"):
+        answer = raw(data)
+        assert answer == b"" or not answer.startswith(b"HTTP/1.1 200"), answer[:80]
+    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        st, _, page = request(port, "GET", f"/u/{tok}")
+        assert st == 200 and BOB.encode() in page
+    finally:
+        idle.close()
+    assert unsub_rows(d) == []
