@@ -32,10 +32,12 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include "alert.h"
 #include "auth.h"
+#include "bulk.h"
 #include "conf.h"
 #include "control.h"
 #include "dkim_verify.h"
@@ -59,6 +61,7 @@
 #include "unsub.h"
 #include "unsub_http.h"
 #include "tls.h"
+#include "unsub_token.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
@@ -187,6 +190,28 @@ main_check_readable(void)
 	for (size_t i = 0; i < c->ndomains; i++)
 		for (size_t k = 0; k < c->domains[i].ndkim_keys; k++)
 			priv_check_readable("DKIM key", c->domains[i].dkim_keys[k].path);
+}
+
+/* main_unsub_key - the one-click unsubscribe key, loaded (or made on the
+ * first start) when a [domain] has unsubscribe = yes or [unsubscribe]
+ * listens; state_dir is the daemon's own by now */
+static void
+main_unsub_key(void)
+{
+	const struct conf *c = server.conf;
+	char path[PATH_MAX + 32], err[512];
+	int want = strcmp(c->unsub.listen, "no") != 0 && c->unsub.listen[0] != '\0', rc;
+
+	for (size_t i = 0; i < c->ndomains; i++)
+		want |= c->domains[i].unsubscribe;
+	if (!want)
+		return;
+	snprintf(path, sizeof(path), "%s/" UNSUB_KEY_FILE, c->server.state_dir);
+	server.unsub_key = xcalloc(1, sizeof(*server.unsub_key));
+	if ((rc = unsub_key_load(path, server.unsub_key, err, sizeof(err))) < 0)
+		fatalx("%s", err);
+	if (rc == 1)
+		log_info("made the one-click unsubscribe key %s", path);
 }
 
 /* main_state_dir - the queue lives here; private to the daemon (as root,
@@ -349,6 +374,8 @@ main(int argc, char **argv)
 
 	if (main_state_dir(server.conf->server.state_dir) < 0)
 		return 1;
+	main_unsub_key();
+	server.bulk = bulk_new(0);
 	snprintf(dbpath, sizeof(dbpath), "%s/queue.db", server.conf->server.state_dir);
 	if ((server.store = store_open(dbpath, 0, err, sizeof(err))) == NULL)
 		fatalx("queue %s: %s", dbpath, err);
@@ -462,6 +489,10 @@ main(int argc, char **argv)
 	event_base_free(server.base);
 	auth_penalty_free(server.penalty);
 	throttle_users_free(server.user_limits);
+	bulk_free(server.bulk);
+	if (server.unsub_key != NULL)
+		OPENSSL_cleanse(server.unsub_key, sizeof(*server.unsub_key));
+	free(server.unsub_key);
 	auth_free(server.users);
 	log_info("stopped");
 	conf_free(server.conf);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "message.h"
 
@@ -557,6 +558,35 @@ copy_msgid(char *dst, size_t dstlen, const char *v, size_t n)
 	dst[o] = '\0';
 }
 
+/* note_bulk_signs - Precedence:, List-* fields and the List-Id of f */
+static void
+note_bulk_signs(const char *in, const struct field *f, struct message_info *info)
+{
+	static const char *const prec[] = { "bulk", "list", "junk" };
+	char v[MESSAGE_LIST_ID_MAX];
+	size_t n;
+
+	if (name_is(in, f, "Precedence")) {
+		copy_msgid(v, sizeof(v), in + f->value, f->end - f->value);
+		info->precedence = MESSAGE_PREC_OTHER;
+		for (size_t k = 0; k < ARRAY_LEN(prec); k++)
+			if (util_strcaseeq(v, prec[k]))
+				info->precedence = (enum message_precedence)(MESSAGE_PREC_BULK + k);
+		return;
+	}
+	if (f->namelen < 5 || strncasecmp(in + f->start, "List-", 5) != 0)
+		return;
+	info->has_list_header = 1;
+	if (name_is(in, f, "List-Unsubscribe"))
+		info->has_list_unsubscribe = 1;
+	if (name_is(in, f, "List-Id") && info->list_id[0] == '\0') {
+		copy_msgid(v, sizeof(v), in + f->value, f->end - f->value);
+		n = strlen(v);
+		if (n >= 2 && v[0] == '<' && v[n - 1] == '>')
+			util_strlcpy(info->list_id, v + 1, n - 1);
+	}
+}
+
 /* split_fields - cut the header section into fields; a line that is
  * neither "name:" nor a continuation (RFC 5322 2.2, 3.6.8) fails and
  * *bad gets its line number */
@@ -676,6 +706,7 @@ message_prepare(const char *in, size_t inlen, const struct message_params *p,
 
 	memset(counts, 0, sizeof(counts));
 	for (size_t i = 0; i < nf; i++) {
+		note_bulk_signs(in, &f[i], info);
 		if (name_is(in, &f[i], "From")) {
 			if (nfrom++ == 0)
 				from_i = i;

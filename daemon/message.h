@@ -34,6 +34,17 @@ struct message_params {
 	size_t max_header_size;
 };
 
+#define MESSAGE_LIST_ID_MAX 256
+
+/* Precedence: (RFC 2076 3.9, de facto): what bulk detection reads. */
+enum message_precedence {
+	MESSAGE_PREC_NONE,          /* no Precedence: field */
+	MESSAGE_PREC_OTHER,         /* one with another value ("first-class") */
+	MESSAGE_PREC_BULK,
+	MESSAGE_PREC_LIST,
+	MESSAGE_PREC_JUNK,
+};
+
 struct message_info {
 	char from_addr[ADDR_MAX + 1];   /* the one From: mailbox, lower-cased domain */
 	char from_domain[HOST_MAX];
@@ -43,6 +54,11 @@ struct message_info {
 	int added_message_id;
 	int removed_bcc;
 	size_t header_len;              /* of the output, blank line included */
+	/* Bulk signs (issue 10), as the client sent them */
+	enum message_precedence precedence;
+	int has_list_header;            /* any List-* field (RFC 2369, 2919, 8058) */
+	int has_list_unsubscribe;       /* List-Unsubscribe: (the sender's own) */
+	char list_id[MESSAGE_LIST_ID_MAX]; /* List-Id's <id> (RFC 2919), or "" */
 };
 
 /* Check and fix `in`. On success returns 0 and sets *out (malloc'd) and

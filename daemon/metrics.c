@@ -79,7 +79,13 @@ static const char *const metrics_reject_names[METRICS_REJECTS] = {
 	[METRICS_REJ_SHUTDOWN] = "shutting_down",
 	[METRICS_REJ_UNSUBSCRIBED] = "unsubscribed",
 	[METRICS_REJ_UNSUBSCRIBE_INVALID] = "unsubscribe_address_invalid",
+	[METRICS_REJ_BULK_UNSUB] = "bulk_without_unsubscribe",
 };
+
+/* How a bulk message's recipients can unsubscribe (bulk.h) */
+static const char *const metrics_bulk_kinds[] = { "one-click", "sender", "none" };
+#define METRICS_BULK_KINDS (sizeof(metrics_bulk_kinds) / sizeof(metrics_bulk_kinds[0]))
+static atomic_ulong metrics_bulk_count[METRICS_BULK_KINDS];
 
 /* DKIM algorithms as dkim_key_alg() names them; the last is the rest. */
 static const char *const metrics_dkim_algs[] = { "rsa-sha256", "ed25519-sha256", "other" };
@@ -165,6 +171,17 @@ metrics_dkim_signed(const char *alg)
 		if (alg != NULL && strcmp(alg, metrics_dkim_algs[i]) == 0)
 			break;
 	atomic_fetch_add_explicit(&metrics_dkim[i], 1, memory_order_relaxed);
+}
+
+void
+metrics_bulk(const char *unsubscribe)
+{
+	size_t i;
+
+	for (i = 0; i < METRICS_BULK_KINDS - 1; i++)
+		if (unsubscribe != NULL && strcmp(unsubscribe, metrics_bulk_kinds[i]) == 0)
+			break;
+	atomic_fetch_add_explicit(&metrics_bulk_count[i], 1, memory_order_relaxed);
 }
 
 void
@@ -297,6 +314,14 @@ metrics_render_sessions(struct server *srv, struct evbuffer *out)
 	for (size_t i = 0; i < METRICS_REJECTS; i++)
 		evbuffer_add_printf(out, "outpost_messages_rejected_total{reason=\"%s\"} %lu\n",
 		    metrics_reject_names[i], atomic_load_explicit(&metrics_rejects[i],
+		    memory_order_relaxed));
+	metrics_family(out, "outpost_messages_bulk_total", "counter",
+	    "Bulk messages accepted, by how their recipients can unsubscribe "
+	    "(one-click: outpost's per-recipient copies; sender: the sender's own "
+	    "List-Unsubscribe; none).");
+	for (size_t i = 0; i < METRICS_BULK_KINDS; i++)
+		evbuffer_add_printf(out, "outpost_messages_bulk_total{unsubscribe=\"%s\"} %lu\n",
+		    metrics_bulk_kinds[i], atomic_load_explicit(&metrics_bulk_count[i],
 		    memory_order_relaxed));
 	metrics_scalar(out, "outpost_auth_failures_total", "counter",
 	    "AUTH attempts with invalid credentials.",

@@ -58,6 +58,7 @@ enum metrics_reject {
 	                                 * from this sender (issue 10) */
 	METRICS_REJ_UNSUBSCRIBE_INVALID, /* 550 5.1.1: unsubscribe+TOKEN@DOMAIN
 	                                 * with a TOKEN that is not valid */
+	METRICS_REJ_BULK_UNSUB,         /* 550 5.7.1 bulk without unsubscribe */
 	METRICS_REJECTS
 };
 
@@ -72,6 +73,9 @@ void metrics_inc(enum metrics_counter c);
 void metrics_rejected(enum metrics_reject why);
 /* One DKIM-Signature made with algorithm alg ("rsa-sha256", ...). */
 void metrics_dkim_signed(const char *alg);
+/* One bulk message (outpost_messages_bulk_total{unsubscribe}), by how its
+ * recipients can unsubscribe: "one-click", "sender" or "none". */
+void metrics_bulk(const char *unsubscribe);
 
 /* Counting, loop thread. */
 /* A connection accepted on listener (its [listen] name). */

@@ -86,6 +86,12 @@ struct server {
 	struct dns *vdns;
 	struct domcheck *domcheck;  /* periodic check dns; NULL in tests */
 	struct metrics *metrics;    /* /metrics over HTTP; NULL when off */
+	/* Bulk mail (issue 10): the one-click unsubscribe token key
+	 * (state_dir/unsubscribe.key), NULL when no [domain] has
+	 * unsubscribe = yes and [unsubscribe] does not listen; the volume
+	 * table of bulk detection, NULL in tools and tests. */
+	struct unsub_key *unsub_key;
+	struct bulk *bulk;
 	struct conf **retired;      /* configs replaced by reloads, freed at exit */
 	size_t nretired;
 	int nsessions;              /* open submission sessions, all listeners */

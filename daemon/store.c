@@ -465,7 +465,7 @@ store_finish(struct store *s, struct store_item *it)
 }
 
 /* store_apply_commit - insert one message and its recipients */
-static int
+int
 store_apply_commit(struct store *s, struct store_msg *m)
 {
 	sqlite3_stmt *st = s->st[SQL_INS_MSG];
@@ -638,6 +638,8 @@ store_txn(struct store *s, struct store_item **items, size_t n, int *at_begin)
 			rc = store_apply_commit(s, items[i]->msg);
 		else if (items[i]->op == STORE_OP_COUNTERS)
 			rc = store_apply_counters(s, items[i]);
+		else if (items[i]->op == STORE_OP_EXEC)
+			rc = items[i]->exec(s, s->db, items[i]->arg);
 		else if (items[i]->op >= STORE_OP_SUPPRESS)
 			rc = store_lists_apply(s, items[i]);
 		else if (items[i]->op == STORE_OP_ADMIN)
@@ -908,7 +910,7 @@ void
 store_enqueue(struct store *s, struct store_item *it)
 {
 	pthread_mutex_lock(&s->lock);
-	if (it->op == STORE_OP_COMMIT && s->fail_n > 0) {
+	if ((it->op == STORE_OP_COMMIT || it->op == STORE_OP_EXEC) && s->fail_n > 0) {
 		s->fail_n--;
 		it->injected = 1;
 		it->err = s->fail_err;
@@ -932,6 +934,16 @@ store_commit(struct store *s, struct store_msg *m, store_done_fn cb, void *arg)
 	it->msg = m;
 	it->done = cb;
 	it->arg = arg;
+	store_enqueue(s, it);
+}
+
+/* store_exec - queue fn(arg) for the next group transaction */
+void
+store_exec(struct store *s, store_exec_fn fn, store_done_fn cb, void *arg)
+{
+	struct store_item *it = xcalloc(1, sizeof(*it));
+
+	*it = (struct store_item){ .op = STORE_OP_EXEC, .exec = fn, .done = cb, .arg = arg };
 	store_enqueue(s, it);
 }
 

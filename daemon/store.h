@@ -258,4 +258,23 @@ int store_unsub_remove(struct store *s, const char *sender, const char *rcpt);
 int store_load_unsubs(struct store *s, store_unsub_fn cb, void *arg);
 /* ---- end of additions ---- */
 
+/* ---- token ledger (issue 10) ---- */
+/* Write hooks for store_unsub.c: store_exec runs fn on the store thread
+ * inside the next group transaction (fn's SQLite error code rolls the
+ * transaction back and is cb's error class, like a failed commit), then
+ * cb(err, arg) on the loop. store_apply_commit is store_commit's insert,
+ * for such a fn only (store thread). */
+struct sqlite3;
+typedef int (*store_exec_fn)(struct store *s, struct sqlite3 *db, void *arg);
+void store_exec(struct store *s, store_exec_fn fn, store_done_fn cb, void *arg);
+int store_apply_commit(struct store *s, struct store_msg *m);
+/* store_commit_batch commits the messages msgs[0..n) and their rows in
+ * the unsubscribe token ledger (unsub_tokens, above) together, all or
+ * nothing (bulk mail's per-recipient copies); like store_commit it
+ * borrows msgs and rows until cb, and fills each message's id and
+ * rcpt_ids. */
+void store_commit_batch(struct store *s, struct store_msg *const *msgs, size_t n,
+    const struct store_unsub_token *rows, size_t nrows, store_done_fn cb, void *arg);
+/* ---- end of token ledger ---- */
+
 #endif

@@ -37,6 +37,7 @@ enum store_sql {
  * the lists' operations: store_lists_apply does them. */
 enum store_op { STORE_OP_COMMIT, STORE_OP_RECORD, STORE_OP_LOAD,
 	STORE_OP_COUNTERS, STORE_OP_ADMIN,
+	STORE_OP_EXEC,              /* exec: fn in the group transaction */
 	STORE_OP_SUPPRESS, STORE_OP_SOFT,
 	STORE_OP_UNSUB_TOKENS,      /* blob: struct store_unsub_token[bloblen]
 	                             * with their strings, one allocation */
@@ -67,6 +68,7 @@ struct store_item {
 	unsigned count;             /* soft: 0 deletes the row */
 	int flags_set, flags_clear; /* admin: messages.flags changes */
 	int remove;                 /* admin: delete the message */
+	store_exec_fn exec;         /* exec: fn(arg) in the transaction */
 	/* load result, owned by data_cb once delivered */
 	char *data;
 	size_t len;
