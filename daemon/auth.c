@@ -224,9 +224,10 @@ parse_line(struct auth_db *db, char *line, int lineno, FILE *errs)
 		const char *o = u.options[i];
 
 		if (strcmp(o, "forward") != 0 && strcmp(o, "list") != 0 &&
+		    strcmp(o, "bulk") != 0 &&
 		    !(strncmp(o, "list=", 5) == 0 && auth_list_id_valid(o + 5)))
-			BAD("user '%s': unknown option '%s' (expected forward, list or"
-			    " list=LIST-ID such as list=team.example.com)", f[0], o);
+			BAD("user '%s': unknown option '%s' (expected forward, list,"
+			    " list=LIST-ID such as list=team.example.com, or bulk)", f[0], o);
 	}
 	db->users = xreallocarray(db->users, db->nusers + 1, sizeof(*db->users));
 	db->users[db->nusers++] = u;

@@ -58,7 +58,8 @@ int auth_verify(const struct auth_user *u, const char *password);
 int auth_sender_allowed(const struct auth_user *u, const char *addr);
 /* Options of the fourth field: forward (a forwarding account: foreign
  * From: and MAIL FROM allowed, the envelope rewritten, ARC-sealed), list
- * (a list account: the same, plus List-Id), list=ID (List-Id: <ID>). */
+ * (a list account: the same, plus List-Id), list=ID (List-Id: <ID>),
+ * bulk (all of the account's mail is bulk mail, bulk.h). */
 #define AUTH_LIST_ID_MAX 200
 int auth_user_option(const struct auth_user *u, const char *name, const char **value);
 int auth_user_address(const struct auth_user *u, char *out, size_t len);

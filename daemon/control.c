@@ -27,6 +27,7 @@
 #include <event2/listener.h>
 
 #include "conf.h"
+#include "bulk.h"
 #include "control.h"
 #include "domcheck.h"
 #include "log.h"
@@ -177,6 +178,7 @@ control_status_text(struct control *c, struct evbuffer *out)
 	struct scheduler_up_status st;
 	time_t now = util_now();
 	char b1[64], b2[64], reason[UPSTREAM_REPLY_MAX * 4 + 1];
+	const char *last = "";
 
 	scheduler_queue_status(srv->sched, &q);
 	evbuffer_add_printf(out, "outpostd %s, pid %ld, up %s, hostname %s\n", PACKAGE_VERSION,
@@ -190,6 +192,11 @@ control_status_text(struct control *c, struct evbuffer *out)
 		evbuffer_add_printf(out, ", oldest %s", control_fmt_dur((long)(now - q.oldest),
 		    b1, sizeof(b1)));
 	evbuffer_add_printf(out, "\n");
+	if (srv->bulk != NULL && bulk_unsubless(srv->bulk, &last) > 0)
+		evbuffer_add_printf(out, "bulk without unsubscribe: %lu message%s since start, "
+		    "last from <%s> (set [domain] unsubscribe = yes)\n",
+		    bulk_unsubless(srv->bulk, NULL), bulk_unsubless(srv->bulk, NULL) == 1 ?
+		    "" : "s", log_esc(last, reason, sizeof(reason)));
 	if (srv->conf->ndomains > 0) {
 		evbuffer_add_printf(out, "self-check (check dns, every %s):\n",
 		    srv->conf->server.check_interval ? control_fmt_dur(
@@ -251,6 +258,8 @@ control_status_json(struct control *c, struct evbuffer *out)
 	time_t now = util_now();
 	char j1[HOST_MAX * 2 + 8], j2[PATH_MAX * 2 + 8];
 	char esc[UPSTREAM_REPLY_MAX * 4 + 1], jr[sizeof(esc) * 2 + 8];
+	const char *last = "";
+	unsigned long n;
 
 	scheduler_queue_status(srv->sched, &q);
 	evbuffer_add_printf(out, "{\"version\": \"%s\", \"pid\": %ld, \"started\": %lld,"
@@ -289,7 +298,11 @@ control_status_json(struct control *c, struct evbuffer *out)
 		    st.jobs, cu->max_connections, st.waiting, st.thr.day_msgs,
 		    st.thr.day_limit, st.thr.day_rcpts, st.thr.day_rcpt_limit);
 	}
-	evbuffer_add_printf(out, "],\n \"selfcheck\": ");
+	n = srv->bulk != NULL ? bulk_unsubless(srv->bulk, &last) : 0;
+	evbuffer_add_printf(out, "],\n \"bulk_without_unsubscribe\": {\"count\": %lu,"
+	    " \"last_sender\": %s},", n, util_json_str(log_esc(last, esc, sizeof(esc)), jr,
+	    sizeof(jr)));
+	evbuffer_add_printf(out, "\n \"selfcheck\": ");
 	domcheck_status(srv->domcheck, out, 1);
 	evbuffer_add_printf(out, "}\n");
 }

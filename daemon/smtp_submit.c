@@ -28,6 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
+#include "bulk.h"
+#include "bulk_copy.h"
 #include "conf.h"
 #include "dkim_key.h"
 #include "dkim_sign.h"
@@ -43,6 +46,17 @@
 #include "smtp_session_int.h"
 #include "store.h"
 #include "util.h"
+
+/* Log at most this many copy IDs on the "split into" line. */
+#define SUBMIT_SPLIT_LOG_IDS 8
+
+/* One recipient's copy of a bulk message with its own one-click link. */
+struct submit_copy {
+	char qid[QUEUE_ID_LEN + 1];
+	struct bulk_copy c;
+	struct store_msg sm;
+	int64_t rcpt_id;
+};
 
 /* A message on its way from the final dot to the 250. */
 struct submit_job {
@@ -74,9 +88,20 @@ struct submit_job {
 	struct store_msg sm;
 	int64_t *rcpt_ids;
 	int64_t started_ms;
+	/* bulk mail (bulk.h) */
+	unsigned char body_hash[BULK_HASH_LEN];
+	char *plain;                /* the message before DKIM, kept for copies */
+	size_t plainlen;
+	time_t token_expires;
+	struct submit_copy *copies; /* one per recipient, or NULL */
+	struct store_msg **copy_msgs;
+	struct store_unsub_token *rows;
+	int bulk;                   /* the original, committed as it is, is bulk */
 };
 
 static void smtp_submit_commit_done(int err, void *arg);
+static void smtp_submit_commit_failed(struct submit_job *j, int err);
+static int smtp_submit_bulk(struct submit_job *j);
 
 /* smtp_submit_job_free - release the job and its hold on the DKIM keys */
 static void
@@ -88,6 +113,12 @@ smtp_submit_job_free(struct submit_job *j)
 	free(j->raw);
 	free(j->out);
 	free(j->rcpt_ids);
+	free(j->plain);
+	for (size_t i = 0; j->copies != NULL && i < j->s->nrcpt; i++)
+		free(j->copies[i].c.data);
+	free(j->copies);
+	free(j->copy_msgs);
+	free(j->rows);
 	free(j);
 }
 
@@ -127,6 +158,23 @@ smtp_submit_job_sign(struct submit_job *j)
 	j->outlen = siglen;
 }
 
+/* smtp_submit_keep_plain - keep the unsigned message when it may become
+ * per-recipient copies (bulk with our one-click link: decided on the
+ * loop, where the volume table is) */
+static void
+smtp_submit_keep_plain(struct submit_job *j)
+{
+	const struct conf_domain *cd = conf_domain_find(j->s->conf, j->info.from_domain);
+
+	if (j->fwd.forwarded || j->fwd.seal || j->info.has_list_unsubscribe || cd == NULL ||
+	    !cd->unsubscribe || j->s->srv->unsub_key == NULL)
+		return;
+	j->plain = xmalloc(j->outlen + 1);
+	memcpy(j->plain, j->out, j->outlen);
+	j->plain[j->outlen] = '\0';
+	j->plainlen = j->outlen;
+}
+
 /* smtp_submit_job_work - in the pool: RFC 5322 checks and fixes, the header
  * From: ownership check (or forwarded mail), then DKIM. The session is
  * busy meanwhile, so what the job reads of it (user, mail) does not
@@ -146,6 +194,9 @@ smtp_submit_job_work(void *arg)
 	j->raw = NULL;
 	if (j->rc < 0)
 		return;
+	/* The body as received: message_prepare leaves it as it was. */
+	bulk_body_hash(j->out + j->info.header_len, j->outlen - j->info.header_len,
+	    j->body_hash);
 	owned = smtp_session_sender_ok(j->s, j->info.from_addr);
 	j->why = METRICS_REJ_FORWARD;
 	if ((j->rc = forward_prepare(&j->fwd, j->s->conf, j->s->auth_user, j->s->cl->forward,
@@ -179,6 +230,7 @@ smtp_submit_job_work(void *arg)
 		j->need_fetch = 1;      /* the keys first, on the loop */
 		return;
 	}
+	smtp_submit_keep_plain(j);
 	smtp_submit_job_sign(j);
 }
 
@@ -274,6 +326,8 @@ smtp_submit_job_done(void *arg)
 		log_warn("%s: no DKIM key for %s; relayed unsigned (unsigned = relay): "
 		    "receivers applying DMARC may reject it", s->qid,
 		    log_esc(j->info.from_domain, esc, sizeof(esc)));
+	if (smtp_submit_bulk(j))
+		return;                 /* refused, or copies on their way */
 	memset(&j->sm, 0, sizeof(j->sm));
 	util_strlcpy(j->sm.queue_id, s->qid, sizeof(j->sm.queue_id));
 	j->sm.sender = s->mail.addr;
@@ -281,7 +335,8 @@ smtp_submit_job_done(void *arg)
 	j->sm.client = s->ip;
 	j->sm.helo = s->helo;
 	j->sm.received_at = util_now();
-	j->sm.flags = j->fwd.forwarded ? STORE_FLAG_FORWARDED : 0;
+	j->sm.flags = (j->fwd.forwarded ? STORE_FLAG_FORWARDED : 0) |
+	    (j->bulk ? STORE_FLAG_BULK : 0);
 	j->sm.body_8bit = s->mail.body == SMTP_BODY_8BITMIME;
 	j->sm.smtputf8 = s->mail.smtputf8;
 	j->sm.data = j->out;
@@ -333,19 +388,243 @@ smtp_submit_commit_done(int err, void *arg)
 		if (!s->dead)
 			smtp_session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 	} else {
-		log_err("%s: queue commit failed (%s); client=[%s] told to retry", s->qid,
-		    err == STORE_EFULL ? "storage full" : err == STORE_EBUSY ?
-		    "database locked" : "I/O error", s->ip);
-		metrics_rejected(METRICS_REJ_LOCAL_ERROR);
-		if (!s->dead) {
-			if (err == STORE_EFULL)
-				smtp_session_reply(s, "452 4.3.1 Insufficient system storage; try again later");
-			else
-				smtp_session_reply(s, "451 4.3.0 Queue write failed; try again later");
-		}
+		smtp_submit_commit_failed(j, err);
 	}
 	smtp_submit_job_free(j);
 	smtp_session_finish(s);
+}
+
+/* smtp_submit_commit_failed - nothing was queued: the client retries */
+static void
+smtp_submit_commit_failed(struct submit_job *j, int err)
+{
+	struct session *s = j->s;
+
+	log_err("%s: queue commit failed (%s); client=[%s] told to retry", s->qid,
+	    err == STORE_EFULL ? "storage full" : err == STORE_EBUSY ?
+	    "database locked" : "I/O error", s->ip);
+	metrics_rejected(METRICS_REJ_LOCAL_ERROR);
+	if (!s->dead) {
+		if (err == STORE_EFULL)
+			smtp_session_reply(s, "452 4.3.1 Insufficient system storage; try again later");
+		else
+			smtp_session_reply(s, "451 4.3.0 Queue write failed; try again later");
+	}
+}
+
+/*
+ * Bulk mail. Decided on the loop, where the volume table is: the signs
+ * and the configuration (bulk_reason), then this body's recipients from
+ * this sender over the last day. With a one-click link to add, a second
+ * pool job makes and signs one copy per recipient (smtp_submit_copy_work:
+ * one RSA signature each, ~1 ms), and the store commits the copies with
+ * their ledger rows in one transaction (store_commit_batch): all of them
+ * or, on a failure, none, so the client's retry after 451 cannot send
+ * anybody a second copy. The client's 250 carries the original's ID.
+ */
+
+/* smtp_submit_copy_work - in the pool: every recipient's copy */
+static void
+smtp_submit_copy_work(void *arg)
+{
+	struct submit_job *j = arg;
+	struct session *s = j->s;
+	const char *list = j->info.list_id[0] ? j->info.list_id : j->info.from_domain;
+	struct bulk_copy_params p = {
+		.key = s->srv->unsub_key, .url = s->conf->unsub.url,
+		.domain = j->info.from_domain, .list = list, .sender = s->mail.addr,
+		.expires = j->token_expires,
+		.add_precedence = j->info.precedence == MESSAGE_PREC_NONE,
+		.signer = j->dkim->signer,
+		.dkim = dkim_key_find(dkim_sign_keys(j->dkim->signer), j->info.from_domain),
+	};
+	char why[256];
+
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		if (bulk_copy_make(&p, j->plain, j->plainlen, s->rcpts[i], &j->copies[i].c,
+		    why, sizeof(why)) < 0) {
+			j->rc = -1;
+			j->why = METRICS_REJ_LOCAL_ERROR;
+			log_err("%s: one-click copy for a recipient failed: %s", j->params.queue_id,
+			    why);
+			snprintf(j->err, sizeof(j->err), "451 4.3.0 Bulk copy failed; try again later");
+			return;
+		}
+	}
+}
+
+static void smtp_submit_copies_committed(int err, void *arg);
+
+/* smtp_submit_copies_made - on the loop: commit copies and ledger rows */
+static void
+smtp_submit_copies_made(void *arg)
+{
+	struct submit_job *j = arg;
+	struct session *s = j->s;
+	const char *list = j->info.list_id[0] ? j->info.list_id : j->info.from_domain;
+	time_t now = util_now();
+
+	if (s->dead || j->rc < 0) {
+		if (!s->dead) {
+			char esc[ADDR_MAX * 4];
+
+			metrics_rejected(j->why);
+			log_info("%s: reject: %s; from=<%s>", s->qid, j->err,
+			    log_esc(s->mail.addr, esc, sizeof(esc)));
+			smtp_session_reply(s, "%s", j->err);
+		}
+		smtp_submit_job_free(j);
+		smtp_session_finish(s);
+		return;
+	}
+	j->copy_msgs = xcalloc(s->nrcpt, sizeof(*j->copy_msgs));
+	j->rows = xcalloc(s->nrcpt, sizeof(*j->rows));
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		struct submit_copy *c = &j->copies[i];
+		struct store_msg *m = &c->sm;
+
+		util_strlcpy(m->queue_id, c->qid, sizeof(m->queue_id));
+		m->sender = s->mail.addr;
+		m->auth_user = s->user[0] ? s->user : NULL;
+		m->client = s->ip;
+		m->helo = s->helo;
+		m->received_at = now;
+		m->flags = STORE_FLAG_BULK;
+		m->body_8bit = s->mail.body == SMTP_BODY_8BITMIME;
+		m->smtputf8 = s->mail.smtputf8;
+		m->data = c->c.data;
+		m->len = c->c.len;
+		m->ret = (int)s->mail.ret;
+		m->envid = s->mail.envid[0] ? s->mail.envid : NULL;
+		m->rcpts = (const char *const *)&s->rcpts[i];
+		m->notify = s->rcpt_notify ? &s->rcpt_notify[i] : NULL;
+		m->orcpt = s->rcpt_orcpt ? (const char *const *)&s->rcpt_orcpt[i] : NULL;
+		m->nrcpt = 1;
+		m->rcpt_ids = &c->rcpt_id;
+		j->copy_msgs[i] = m;
+		util_strlcpy(j->rows[i].token, c->c.token, sizeof(j->rows[i].token));
+		j->rows[i].sender = s->mail.addr;
+		j->rows[i].rcpt = s->rcpts[i];
+		j->rows[i].list = list;
+		j->rows[i].expires = j->token_expires;
+	}
+	store_commit_batch(s->srv->store, j->copy_msgs, s->nrcpt, j->rows, s->nrcpt,
+	    smtp_submit_copies_committed, j);
+}
+
+/* smtp_submit_copies_committed - every copy is on disk (or none): log,
+ * schedule each copy as a message of its own, reply */
+static void
+smtp_submit_copies_committed(int err, void *arg)
+{
+	struct submit_job *j = arg;
+	struct session *s = j->s;
+	char esc[ADDR_MAX * 4], ids[SUBMIT_SPLIT_LOG_IDS * (QUEUE_ID_LEN + 1) + 8];
+
+	if (err != STORE_OK) {
+		smtp_submit_commit_failed(j, err);
+		smtp_submit_job_free(j);
+		smtp_session_finish(s);
+		return;
+	}
+	ids[0] = '\0';
+	for (size_t i = 0; i < s->nrcpt && i < SUBMIT_SPLIT_LOG_IDS; i++) {
+		util_strlcat(ids, " ", sizeof(ids));
+		util_strlcat(ids, j->copies[i].qid, sizeof(ids));
+	}
+	log_info("%s: split into %zu copies for one-click unsubscribe:%s%s", s->qid, s->nrcpt,
+	    ids, s->nrcpt > SUBMIT_SPLIT_LOG_IDS ? " ..." : "");
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		struct submit_copy *c = &j->copies[i];
+		struct store_qrcpt qr = {
+			.id = c->rcpt_id, .addr = s->rcpts[i], .next_attempt = c->sm.received_at,
+			.notify = s->rcpt_notify ? s->rcpt_notify[i] : 0,
+			.orcpt = s->rcpt_orcpt ? s->rcpt_orcpt[i] : NULL,
+		};
+		struct store_qmsg qm = {
+			.id = c->sm.id, .queue_id = c->qid, .sender = s->mail.addr,
+			.auth_user = c->sm.auth_user, .received_at = c->sm.received_at,
+			.size = c->c.len, .flags = c->sm.flags, .body_8bit = c->sm.body_8bit,
+			.smtputf8 = c->sm.smtputf8, .ret = c->sm.ret, .envid = c->sm.envid,
+			.rcpts = &qr, .nrcpt = 1, .data = c->c.data, .len = c->c.len,
+		};
+
+		log_info("%s: from=<%s>, size=%zu, nrcpt=1, user=%s, client=[%s], msgid=%s,"
+		    " original=%s", c->qid, log_esc(s->mail.addr, esc, sizeof(esc)), c->c.len,
+		    s->user[0] ? s->user : "-", s->ip, j->info.message_id, s->qid);
+		dkim_sign_log(c->qid, c->c.dkim_log);
+		scheduler_add(s->srv->sched, &qm);
+	}
+	metrics_received(s->cl->name, (double)(util_mono_ms() - j->started_ms) / 1000.0);
+	if (!s->dead)
+		smtp_session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	smtp_submit_job_free(j);
+	smtp_session_finish(s);
+}
+
+/* smtp_submit_bulk - is it bulk, and what then? 0: commit the message as
+ * it is (j->bulk says whether it is bulk); 1: refused here, or its
+ * per-recipient copies are on their way (the job is theirs now). */
+static int
+smtp_submit_bulk(struct submit_job *j)
+{
+	struct session *s = j->s;
+	const struct conf *c = s->conf;
+	const struct conf_domain *cd = conf_domain_find(c, j->info.from_domain);
+	int account = s->auth_user != NULL && auth_user_option(s->auth_user, "bulk", NULL);
+	enum bulk_reason r = bulk_reason(&j->info, j->fwd.forwarded, account, cd && cd->bulk);
+	enum bulk_unsub u;
+	unsigned long volume = 0;
+	char why[64], esc[ADDR_MAX * 4], desc[HOST_MAX * 4];
+
+	if (!j->fwd.forwarded && s->srv->bulk != NULL && c->server.bulk_threshold > 0) {
+		volume = bulk_volume_add(s->srv->bulk, s->mail.addr, j->body_hash, s->nrcpt,
+		    util_now());
+		if (r == BULK_NO && volume > (unsigned long)c->server.bulk_threshold)
+			r = BULK_VOLUME;
+	}
+	if (r == BULK_NO)
+		return 0;
+	u = bulk_unsub_mode(&j->info, j->fwd.forwarded, cd && cd->unsubscribe,
+	    s->srv->unsub_key != NULL && j->plain != NULL);
+	if (r == BULK_VOLUME)
+		snprintf(why, sizeof(why), "volume %lu recipients/24h", volume);
+	else
+		util_strlcpy(why, bulk_reason_name(r), sizeof(why));
+	log_info("%s: bulk (reason: %s), unsubscribe: %s", s->qid, why, bulk_unsub_name(u));
+	log_esc(s->mail.addr, esc, sizeof(esc));
+	/* Forwarded mail is passed on as it is, with or without a link. */
+	if (u == BULK_UNSUB_NONE && !j->fwd.forwarded &&
+	    c->server.bulk_without_unsubscribe == CONF_BULK_REJECT) {
+		metrics_rejected(METRICS_REJ_BULK_UNSUB);
+		snprintf(j->err, sizeof(j->err), "550 5.7.1 bulk mail without one-click "
+		    "unsubscribe (List-Unsubscribe); set [domain %.100s] unsubscribe = yes or "
+		    "add the header", log_esc(j->info.from_domain, desc, sizeof(desc)));
+		log_info("%s: reject: %s; from=<%s> user=%s", s->qid, j->err, esc,
+		    s->user[0] ? s->user : "-");
+		smtp_session_reply(s, "%s", j->err);
+		smtp_submit_job_free(j);
+		smtp_session_finish(s);
+		return 1;
+	}
+	metrics_bulk(u == BULK_UNSUB_ONE_CLICK ? "one-click" : u == BULK_UNSUB_SENDER ?
+	    "sender" : "none");
+	j->bulk = 1;
+	if (u == BULK_UNSUB_NONE && !j->fwd.forwarded) {
+		log_warn("%s: warning: bulk mail from <%s> without List-Unsubscribe; Gmail and "
+		    "Yahoo require one-click unsubscribe for bulk senders (set [domain] "
+		    "unsubscribe = yes)", s->qid, esc);
+		if (s->srv->bulk != NULL)
+			bulk_note_unsubless(s->srv->bulk, s->mail.addr);
+	}
+	if (u != BULK_UNSUB_ONE_CLICK)
+		return 0;
+	j->copies = xcalloc(s->nrcpt, sizeof(*j->copies));
+	for (size_t i = 0; i < s->nrcpt; i++)
+		util_queue_id(j->copies[i].qid);
+	j->token_expires = util_now() + c->unsub.token_lifetime;
+	signer_submit(s->srv->signer, smtp_submit_copy_work, smtp_submit_copies_made, j);
+	return 1;
 }
 
 /* smtp_submit_data_end - the client sent CRLF.CRLF */

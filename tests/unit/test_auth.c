@@ -165,10 +165,10 @@ test_load(void)
 	    msg(7, "too many fields (expected name:hash:senders[:options])"),
 	    msg(8, "missing user name"),
 	    msg(10, "user 'gina': invalid sender '@' (expected user@domain or @domain)"),
-	    msg(11, "user 'hal': unknown option 'lists' (expected forward, list or"
-	    " list=LIST-ID such as list=team.example.com)"),
-	    msg(12, "user 'ida': unknown option 'list=no-dot' (expected forward, list or"
-	    " list=LIST-ID such as list=team.example.com)"));
+	    msg(11, "user 'hal': unknown option 'lists' (expected forward, list,"
+	    " list=LIST-ID such as list=team.example.com, or bulk)"),
+	    msg(12, "user 'ida': unknown option 'list=no-dot' (expected forward, list,"
+	    " list=LIST-ID such as list=team.example.com, or bulk)"));
 	is_str(errs, want, "every bad line reported with its number");
 
 	text = malloc(10000);
