@@ -7,7 +7,9 @@
  * delivery records and dropping done bodies, reloading only pending
  * recipients after a reopen, fault injection, a locked database, one bad
  * message inside a batch, hostile addresses kept verbatim, file mode and
- * integrity. A second raw SQLite handle looks at the file from outside.
+ * integrity, and bulk mail's batch of copies with their token ledger rows
+ * (all or nothing). A second raw SQLite handle looks at the file from
+ * outside.
  */
 #include "config.h"
 
@@ -476,6 +478,97 @@ test_dsn_fields(const char *dir, struct loopq *q)
 	unlink(side);
 }
 
+/* count - one count(*) from the file at path, on a connection of its own */
+static int64_t
+count(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return -2;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* test_batch - bulk mail's copies and token ledger rows: all or nothing */
+static void
+test_batch(const char *dir, struct loopq *q)
+{
+	static struct cmsg c[6];
+	struct store_msg *m[3];
+	struct store_unsub_token rows[3];
+	struct res r1, r2, r3;
+	char path[160], side[200], err[512];
+	struct store *s;
+	int i;
+
+	snprintf(path, sizeof(path), "%s/batch.db", dir);
+	if ((s = store_open(path, 0, err, sizeof(err))) == NULL || store_start(s, q) < 0) {
+		ok(0, "batch.db opens: %s", err);
+		return;
+	}
+	memset(rows, 0, sizeof(rows));
+	for (i = 0; i < 3; i++) {
+		fill(&c[i], i);
+		c[i].m.nrcpt = 1;
+		m[i] = &c[i].m;
+		snprintf(rows[i].token, sizeof(rows[i].token), "tok%d", i);
+		rows[i].sender = "news@example.com";
+		rows[i].rcpt = c[i].rcpts[0];
+		rows[i].list = "example.com";
+		rows[i].expires = 1900000000;
+	}
+	memset(&r1, 0, sizeof(r1));
+	pending++;
+	store_commit_batch(s, m, 3, rows, 3, done_cb, &r1);
+	ok(run() && r1.err == STORE_OK, "a batch of 3 copies and 3 ledger rows commits");
+	ok(c[0].m.id > 0 && c[2].m.id > c[0].m.id && c[1].rids[0] > 0, "ids filled in");
+	is_int(count(path, "SELECT count(*) FROM messages"), 3, "3 messages");
+	is_int(count(path, "SELECT count(*) FROM unsub_tokens WHERE sender = 'news@example.com'"
+	    " AND list = 'example.com' AND expires = 1900000000 AND created > 0"), 3,
+	    "3 ledger rows with their fields");
+	/* The third copy cannot be written (a recipient without address):
+	 * nothing of the batch may stay, neither copies nor ledger rows. */
+	for (i = 0; i < 3; i++) {
+		fill(&c[3 + i], 10 + i);
+		c[3 + i].m.nrcpt = 1;
+		m[i] = &c[3 + i].m;
+		snprintf(rows[i].token, sizeof(rows[i].token), "new%d", i);
+	}
+	c[5].rcpts[0] = NULL;
+	memset(&r2, 0, sizeof(r2));
+	pending++;
+	store_commit_batch(s, m, 3, rows, 3, done_cb, &r2);
+	ok(run() && r2.err != STORE_OK, "a batch with one bad copy fails (%d)", r2.err);
+	is_int(c[3].m.id, 0, "... its good copies report no id");
+	is_int(count(path, "SELECT count(*) FROM messages"), 3, "... and none of them is queued");
+	is_int(count(path, "SELECT count(*) FROM recipients"), 3, "... nor their recipients");
+	is_int(count(path, "SELECT count(*) FROM unsub_tokens WHERE token LIKE 'new%'"), 0,
+	    "... nor their ledger rows");
+	/* The ledger alone, rows copied at the call */
+	snprintf(rows[0].token, sizeof(rows[0].token), "solo");
+	memset(&r3, 0, sizeof(r3));
+	pending++;
+	store_unsub_tokens_add(s, rows, 1, done_cb, &r3);
+	memset(rows, 0, sizeof(rows));
+	ok(run() && r3.err == STORE_OK, "store_unsub_tokens_add");
+	is_int(count(path, "SELECT count(*) FROM unsub_tokens WHERE token = 'solo' AND"
+	    " rcpt = 'r0@example.net'"), 1, "its row, from the copies it made");
+	store_close(s);
+	loopq_drain(q);
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
 int
 main(void)
 {
@@ -908,6 +1001,7 @@ main(void)
 	    "garbage file refused: %s", err);
 
 	test_dsn_fields(dir, q);
+	test_batch(dir, q);
 	test_suppress_set();
 
 	sqlite3_close(raw);
