@@ -12,9 +12,12 @@
  * (forward_prepare: envelope rewrite, List-Id). Forwarded mail that is
  * sealed first fetches its DNS keys on the loop (forward_fetch), then
  * gets its ARC set in the pool (RFC 8617); DKIM signs for the From:
- * domain, or for the forwarder's. Back on the loop the store thread
- * commits the message and the scheduler takes it; only then is 250 sent
- * (RFC 5321 6.1: with the 250 we take responsibility for the message).
+ * domain, or for the forwarder's. Back on the loop bulk mail is
+ * recognised (bulk.h) and, for a domain with unsubscribe = yes, becomes
+ * one signed copy per recipient with its own one-click List-Unsubscribe
+ * (a second pool job); the store thread commits the message (or all the
+ * copies) and the scheduler takes it; only then is 250 sent (RFC 5321
+ * 6.1: with the 250 we take responsibility for the message).
  *
  * Trust: the message is the client's, untrusted; the session is busy
  * while the job runs, so what the job reads of it (user, envelope) does
