@@ -5,14 +5,17 @@ List-Unsubscribe-Post signed and over-signed (dkimpy verifies every copy
 against keygen's TXT record), the token checked in Python with the key in
 state_dir and recorded in the ledger; the sender's own List-Unsubscribe is
 left alone; transactional mail is untouched; the volume rule; bulk nobody
-can unsubscribe from is warned about or refused; a daily limit of the
-upstream holds the copies like any other messages."""
+can unsubscribe from is warned about (log, status, metrics) or refused;
+forwarded list mail is bulk but never split; the users-file option bulk;
+a daily limit of the upstream holds the copies like any other messages.
+A failed commit leaving nothing behind is test_store's (test_batch)."""
 import base64
 import hashlib
 import hmac
 import re
 import sqlite3
 import time
+import urllib.request
 
 import dkim
 import dkim.util
@@ -95,6 +98,16 @@ def token_ok(keybytes, token, sender, rcpt, lst):
     return hmac.compare_digest(mac[:12], raw[4:]), int.from_bytes(expiry, "big")
 
 
+def metric(port, line_start):
+    """The value of the metrics line starting with line_start."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no {line_start} in /metrics")
+
+
 def db_rows(d, sql):
     db = sqlite3.connect(f"file:{d.state_dir / 'queue.db'}?mode=ro", uri=True, timeout=5)
     try:
@@ -152,8 +165,8 @@ def test_150_recipients_become_150_signed_copies(daemon_factory, upstream_factor
     assert {r[2] for r in rows} == set(rcpts)
     log = d.log()
     assert f"{qid}: bulk (reason: precedence), unsubscribe: one-click per recipient" in log
-    m = re.search(rf"{qid}: split into 150 copies for one-click unsubscribe:((?: [0-9A-F]{{12}})+) \.\.\.",
-                  log)
+    m = re.search(rf"{qid}: split into 150 copies for one-click unsubscribe:"
+                  r"((?: [0-9A-F]{12})+) \.\.\.", log)
     assert m, log[-3000:]
     first = m.group(1).split()
     assert len(first) == 8
@@ -232,7 +245,9 @@ def test_volume_rule(daemon_factory, upstream_factory, client_factory, tls_ctx, 
 def test_bulk_without_unsubscribe_warns(daemon_factory, upstream_factory, client_factory,
                                         tls_ctx, key):
     up = upstream_factory(tls=False, auth=False)
-    d = daemon_factory(bulk_config(key, up, unsubscribe="no"))
+    mport = free_port()
+    d = daemon_factory(bulk_config(key, up, unsubscribe="no",
+                                   metrics_listen=f"127.0.0.1:{mport}"))
     reply, _ = send(d, client_factory, tls_ctx, message(extra="Precedence: list\r\n"),
                     ["x@example.net", "y@example.net"])
     assert reply.code == 250, reply
@@ -246,13 +261,16 @@ def test_bulk_without_unsubscribe_warns(daemon_factory, upstream_factory, client
     text = status(d, json_out=False)
     assert f"bulk without unsubscribe: 1 message since start, last from <{ALICE}>" in text
     assert status(d)["bulk_without_unsubscribe"] == {"count": 1, "last_sender": ALICE}
+    assert metric(mport, 'outpost_messages_bulk_total{unsubscribe="none"}') == 1
+    assert metric(mport, 'outpost_messages_bulk_total{unsubscribe="one-click"}') == 0
 
 
 def test_bulk_without_unsubscribe_rejected(daemon_factory, upstream_factory,
                                            client_factory, tls_ctx, key):
     up = upstream_factory(tls=False, auth=False)
-    d = daemon_factory(bulk_config(key, up, unsubscribe="no",
-                                   bulk_without_unsubscribe="reject"))
+    mport = free_port()
+    d = daemon_factory(bulk_config(key, up, unsubscribe="no", bulk_without_unsubscribe="reject",
+                                   metrics_listen=f"127.0.0.1:{mport}"))
     reply, _ = send(d, client_factory, tls_ctx, message(extra="List-Id: <news.example.com>\r\n"),
                     ["x@example.net"])
     assert reply.code == 550, reply
@@ -262,6 +280,9 @@ def test_bulk_without_unsubscribe_rejected(daemon_factory, upstream_factory,
     time.sleep(1)
     assert up.messages() == []
     assert db_rows(d, "SELECT count(*) FROM messages")[0][0] == 0
+    assert metric(mport, 'outpost_messages_rejected_total{reason="bulk_without_unsubscribe"}') == 1
+    assert metric(mport, 'outpost_messages_bulk_total{unsubscribe="none"}') == 0, \
+        "refused mail is not counted as accepted bulk"
 
 
 def test_account_bulk_option_and_daily_limit_per_copy(daemon_factory, upstream_factory,
@@ -297,3 +318,29 @@ def test_account_bulk_option_and_daily_limit_per_copy(daemon_factory, upstream_f
     assert "status=bounced" not in d.log()
     for m in up.messages():
         assert header(m.content, "Precedence") == ["bulk"], "added when missing"
+
+
+def test_forwarded_list_mail_is_bulk_but_untouched(daemon_factory, upstream_factory,
+                                                   client_factory, tls_ctx, key):
+    """A redirect (Resent-From: alice) of list mail from outside: bulk by
+    its List-Id, never split or given a link, no warning (its sender's
+    list is not ours to fix)."""
+    up = upstream_factory(tls=False, auth=False)
+    cfg = bulk_config(key, up, bulk_without_unsubscribe="reject")
+    cfg["domain example.com"]["arc"] = "never"
+    d = daemon_factory(cfg)
+    data = (f"Resent-From: {ALICE}\r\nFrom: List <list@origin.example>\r\n"
+            "To: members@origin.example\r\nSubject: digest\r\n"
+            "List-Id: <members.origin.example>\r\n\r\nDigest.\r\n").encode()
+    rcpts = ["p@example.net", "q@example.net"]
+    reply, _ = send(d, client_factory, tls_ctx, data, rcpts)
+    assert reply.code == 250, reply
+    qid = queue_id(reply)
+    d.wait_log(rf"{qid}: bulk \(reason: list-header\), unsubscribe: none")
+    msgs = up.wait_messages(1)
+    time.sleep(1)
+    assert len(up.messages()) == 1 and sorted(msgs[0].rcpt_tos) == rcpts, "not split"
+    assert header(msgs[0].content, "List-Unsubscribe") == []
+    assert header(msgs[0].content, "Precedence") == []
+    assert f"{qid}: warning: bulk" not in d.log()
+    assert "split into" not in d.log()
