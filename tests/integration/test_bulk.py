@@ -344,3 +344,63 @@ def test_forwarded_list_mail_is_bulk_but_untouched(daemon_factory, upstream_fact
     assert header(msgs[0].content, "Precedence") == []
     assert f"{qid}: warning: bulk" not in d.log()
     assert "split into" not in d.log()
+
+
+def test_mailing_unsubscribe_click_stops_the_next_mailing(daemon_factory, upstream_factory,
+                                                           client_factory, tls_ctx, key):
+    """The issue's end: a mailing to 150 recipients arrives with working,
+    verifiable one-click unsubscribe on every copy, and clicking it (a
+    POST, as Gmail's button does) stops the next mailing to that address
+    and only that one."""
+    up = upstream_factory(tls=False, auth=False)
+    cfg = bulk_config(key, up)
+    d = daemon_factory(config=cfg)
+    listen = cfg["unsubscribe"]["listen"]
+    rcpts = [f"reader{i:03d}@example.net" for i in range(150)]
+    newsletter = message(subject="November news", extra="Precedence: bulk\r\n")
+    reply, _ = send(d, client_factory, tls_ctx, newsletter, rcpts)
+    assert reply.code == 250, reply
+    got = up.wait_messages(150, timeout=60)
+    by_rcpt = {m.rcpt_tos[0]: m for m in got}
+    assert sorted(by_rcpt) == rcpts
+
+    # Every copy's link is its own and verifies (DKIM covers it).
+    dnsfunc = txt_dnsfunc({key.name: key.txt})
+    for r, m in by_rcpt.items():
+        assert dkim.DKIM(m.content).verify(idx=0, dnsfunc=dnsfunc), r
+    victim = "reader042@example.net"
+    lu = header(by_rcpt[victim].content, "List-Unsubscribe")[0]
+    link = re.search(r"<(https://[^>]+)>", lu).group(1)
+    assert link.startswith(URL + "/u/")
+    local = link.replace(URL, f"http://{listen}", 1)
+
+    # A link scanner's GET changes nothing; the one-click POST does.
+    with urllib.request.urlopen(local, timeout=10) as r:
+        assert r.status == 200
+    req = urllib.request.Request(local, data=b"List-Unsubscribe=One-Click", method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+    d.wait_log(rf"unsubscribe: <{re.escape(victim)}> from <{re.escape(ALICE)}>")
+
+    # The next mailing: the unsubscribed reader is refused at RCPT, the
+    # other 149 are taken, and nothing reaches the reader.
+    c = client_factory(d.port)
+    c.login(tls_ctx, "alice", ALICE_PW)
+    assert c.cmd(f"MAIL FROM:<{ALICE}>").code == 250
+    refused = []
+    for r in rcpts:
+        rep = c.cmd(f"RCPT TO:<{r}>")
+        if rep.code != 250:
+            refused.append((r, rep))
+    assert len(refused) == 1 and refused[0][0] == victim, refused
+    rep = refused[0][1]
+    assert rep.code == 550 and rep.enh == "5.7.1" and "unsubscribed on" in rep.text, rep
+    assert c.cmd("DATA").code == 354
+    c.send(dot_stuff(message(subject="December news", extra="Precedence: bulk\r\n")))
+    assert c.reply(timeout=30).code == 250
+    c.cmd("QUIT")
+    got = up.wait_messages(150 + 149, timeout=60)
+    december = [m for m in got if b"December news" in m.content]
+    assert len(december) == 149
+    assert victim not in {m.rcpt_tos[0] for m in december}
