@@ -38,6 +38,7 @@
 #include "conf.h"
 #include "control.h"
 #include "log.h"
+#include "http.h"
 #include "metrics.h"
 #include "scheduler.h"
 #include "server.h"
@@ -162,26 +163,31 @@ metrics_rejected(enum metrics_reject why)
 		atomic_fetch_add_explicit(&metrics_rejects[why], 1, memory_order_relaxed);
 }
 
-void
-metrics_dkim_signed(const char *alg)
+/* metrics_count_named - one more in counts[] at name's place in names[]
+ * (n of them, the last standing for every other name) */
+static void
+metrics_count_named(const char *const *names, size_t n, atomic_ulong *counts,
+    const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < METRICS_DKIM_ALGS - 1; i++)
-		if (alg != NULL && strcmp(alg, metrics_dkim_algs[i]) == 0)
+	for (i = 0; i < n - 1; i++)
+		if (name != NULL && strcmp(name, names[i]) == 0)
 			break;
-	atomic_fetch_add_explicit(&metrics_dkim[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&counts[i], 1, memory_order_relaxed);
+}
+
+void
+metrics_dkim_signed(const char *alg)
+{
+	metrics_count_named(metrics_dkim_algs, METRICS_DKIM_ALGS, metrics_dkim, alg);
 }
 
 void
 metrics_bulk(const char *unsubscribe)
 {
-	size_t i;
-
-	for (i = 0; i < METRICS_BULK_KINDS - 1; i++)
-		if (unsubscribe != NULL && strcmp(unsubscribe, metrics_bulk_kinds[i]) == 0)
-			break;
-	atomic_fetch_add_explicit(&metrics_bulk_count[i], 1, memory_order_relaxed);
+	metrics_count_named(metrics_bulk_kinds, METRICS_BULK_KINDS, metrics_bulk_count,
+	    unsubscribe);
 }
 
 void
@@ -583,40 +589,17 @@ struct metrics *
 metrics_start(struct server *srv, char *err, size_t errlen)
 {
 	const char *listen = srv->conf->server.metrics_listen;
-	char host[HOST_MAX];
 	struct metrics *m;
-	int port;
 
 	if (errlen > 0)
 		err[0] = '\0';
 	if (strcmp(listen, "no") == 0)
 		return NULL;
-	if (util_parse_hostport(listen, host, sizeof(host), &port) < 0 || port <= 0 ||
-	    port > 65535) {
-		snprintf(err, errlen, "not an address:port");
-		return NULL;
-	}
 	m = xcalloc(1, sizeof(*m));
 	m->srv = srv;
-	if ((m->http = evhttp_new(srv->base)) == NULL) {
-		snprintf(err, errlen, "evhttp_new failed");
-		free(m);
-		return NULL;
-	}
-	evhttp_set_max_headers_size(m->http, METRICS_HEADERS_MAX);
-	evhttp_set_max_body_size(m->http, METRICS_BODY_MAX);
-	evhttp_set_timeout(m->http, METRICS_TIMEOUT);
-	/* Every method reaches metrics_request, which answers 405 itself
-	 * (libevent would say 501 for the ones not allowed). */
-	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(m->http, metrics_request, m);
-	errno = 0;
-	if (evhttp_bind_socket_with_handle(m->http, host, (ev_uint16_t)port) == NULL) {
-		snprintf(err, errlen, "cannot listen: %s", errno ? strerror(errno) :
-		    "bind failed");
-		evhttp_free(m->http);
+	m->http = http_listen(srv->base, listen, METRICS_HEADERS_MAX, METRICS_BODY_MAX,
+	    METRICS_TIMEOUT, metrics_request, m, err, errlen);
+	if (m->http == NULL) {
 		free(m);
 		return NULL;
 	}

@@ -37,6 +37,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "conf.h"
+#include "http.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
@@ -321,6 +322,22 @@ unsub_http_page(struct evhttp_request *req, const struct store_unsub_row *r, int
 	evbuffer_free(body);
 }
 
+/* unsub_http_done_page - a pending POST's confirmation, once */
+static void
+unsub_http_done_page(struct unsub_pending *p)
+{
+	struct store_unsub_row r;
+
+	if (p->req == NULL)
+		return;
+	memset(&r, 0, sizeof(r));
+	memcpy(r.sender, p->sender, sizeof(r.sender));
+	memcpy(r.rcpt, p->rcpt, sizeof(r.rcpt));
+	memcpy(r.list, p->list, sizeof(r.list));
+	unsub_http_page(p->req, &r, 1);
+	p->req = NULL;
+}
+
 /* ---- the requests ------------------------------------------------------ */
 
 /* unsub_http_token - see unsub_http.h */
@@ -370,7 +387,6 @@ static void
 unsub_http_stored(int err, void *arg)
 {
 	struct unsub_pending *p = arg;
-	struct store_unsub_row r;
 
 	if (p->u != NULL)
 		unsub_http_unlink(p->u, p);
@@ -384,13 +400,7 @@ unsub_http_stored(int err, void *arg)
 		/* again: a reload since the POST read the table without it */
 		unsub_add(p->srv->unsubs, p->sender, p->rcpt, p->list, util_now());
 		unsub_http_log(p, "one-click");
-		if (p->req != NULL) {
-			memset(&r, 0, sizeof(r));
-			memcpy(r.sender, p->sender, sizeof(r.sender));
-			memcpy(r.rcpt, p->rcpt, sizeof(r.rcpt));
-			memcpy(r.list, p->list, sizeof(r.list));
-			unsub_http_page(p->req, &r, 1);
-		}
+		unsub_http_done_page(p);
 	}
 	free(p);
 }
@@ -503,19 +513,14 @@ unsub_http_start(struct server *srv, char *err, size_t errlen)
 {
 	const char *listen = srv->conf->unsub.listen;
 	const struct timeval daily = { UNSUB_HTTP_EXPIRE_EVERY, 0 };
-	char host[HOST_MAX], path[PATH_MAX + 32], why[PATH_MAX + 256];
+	char path[PATH_MAX + 32], why[PATH_MAX + 256];
 	struct unsub_http *u;
-	int port, made;
+	int made;
 
 	if (errlen > 0)
 		err[0] = '\0';
 	if (strcmp(listen, "no") == 0)
 		return NULL;
-	if (util_parse_hostport(listen, host, sizeof(host), &port) < 0 || port <= 0 ||
-	    port > 65535) {
-		snprintf(err, errlen, "not an address:port");
-		return NULL;
-	}
 	u = xcalloc(1, sizeof(*u));
 	u->srv = srv;
 	snprintf(path, sizeof(path), "%s/" UNSUB_KEY_FILE, srv->conf->server.state_dir);
@@ -532,26 +537,15 @@ unsub_http_start(struct server *srv, char *err, size_t errlen)
 		unsub_http_free(u);
 		return NULL;
 	}
-	if ((u->http = evhttp_new(srv->base)) == NULL ||
-	    (u->expire = event_new(srv->base, -1, EV_PERSIST, unsub_http_expire_tick,
+	if ((u->expire = event_new(srv->base, -1, EV_PERSIST, unsub_http_expire_tick,
 	    u)) == NULL) {
-		snprintf(err, errlen, "evhttp_new failed");
+		snprintf(err, errlen, "event_new failed");
 		unsub_http_free(u);
 		return NULL;
 	}
-	evhttp_set_max_headers_size(u->http, UNSUB_HTTP_HEADERS_MAX);
-	evhttp_set_max_body_size(u->http, UNSUB_HTTP_BODY_MAX);
-	evhttp_set_timeout(u->http, UNSUB_HTTP_TIMEOUT);
-	/* Every method reaches unsub_http_request, which answers 405 itself
-	 * (libevent would say 501 for the ones not allowed). */
-	evhttp_set_allowed_methods(u->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(u->http, unsub_http_request, u);
-	errno = 0;
-	if (evhttp_bind_socket_with_handle(u->http, host, (ev_uint16_t)port) == NULL) {
-		snprintf(err, errlen, "cannot listen: %s", errno ? strerror(errno) :
-		    "bind failed");
+	u->http = http_listen(srv->base, listen, UNSUB_HTTP_HEADERS_MAX, UNSUB_HTTP_BODY_MAX,
+	    UNSUB_HTTP_TIMEOUT, unsub_http_request, u, err, errlen);
+	if (u->http == NULL) {
 		unsub_http_free(u);
 		return NULL;
 	}
@@ -565,20 +559,11 @@ unsub_http_start(struct server *srv, char *err, size_t errlen)
 void
 unsub_http_stop(struct unsub_http *u)
 {
-	struct store_unsub_row r;
-
 	if (u == NULL)
 		return;
 	/* The unsubscribes are queued: store_close writes them. */
 	for (struct unsub_pending *p = u->pending; p; p = p->next) {
-		if (p->req != NULL) {
-			memset(&r, 0, sizeof(r));
-			memcpy(r.sender, p->sender, sizeof(r.sender));
-			memcpy(r.rcpt, p->rcpt, sizeof(r.rcpt));
-			memcpy(r.list, p->list, sizeof(r.list));
-			unsub_http_page(p->req, &r, 1);
-			p->req = NULL;
-		}
+		unsub_http_done_page(p);
 		p->u = NULL;
 	}
 	u->pending = NULL;
