@@ -279,6 +279,17 @@ metrics_family(struct evbuffer *out, const char *name, const char *type, const c
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* metrics_labeled - a counter family with one label over a fixed table */
+static void
+metrics_labeled(struct evbuffer *out, const char *name, const char *help,
+    const char *label, const char *const *values, atomic_ulong *counts, size_t n)
+{
+	metrics_family(out, name, "counter", help);
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(out, "%s{%s=\"%s\"} %lu\n", name, label, values[i],
+		    atomic_load_explicit(&counts[i], memory_order_relaxed));
+}
+
 /* metrics_scalar - a family of one unlabelled sample */
 static void
 metrics_scalar(struct evbuffer *out, const char *name, const char *type, const char *help,
@@ -315,20 +326,14 @@ metrics_render_sessions(struct server *srv, struct evbuffer *out)
 		    metrics_escape(c->listens[i].name, l, sizeof(l)),
 		    metrics_named_get(&metrics_listeners, c->listens[i].name,
 		    METRICS_L_RECEIVED));
-	metrics_family(out, "outpost_messages_rejected_total", "counter",
-	    "Refused MAIL, RCPT or messages, by reason (one per refusal).");
-	for (size_t i = 0; i < METRICS_REJECTS; i++)
-		evbuffer_add_printf(out, "outpost_messages_rejected_total{reason=\"%s\"} %lu\n",
-		    metrics_reject_names[i], atomic_load_explicit(&metrics_rejects[i],
-		    memory_order_relaxed));
-	metrics_family(out, "outpost_messages_bulk_total", "counter",
+	metrics_labeled(out, "outpost_messages_rejected_total",
+	    "Refused MAIL, RCPT or messages, by reason (one per refusal).", "reason",
+	    metrics_reject_names, metrics_rejects, METRICS_REJECTS);
+	metrics_labeled(out, "outpost_messages_bulk_total",
 	    "Bulk messages accepted, by how their recipients can unsubscribe "
 	    "(one-click: outpost's per-recipient copies; sender: the sender's own "
-	    "List-Unsubscribe; none).");
-	for (size_t i = 0; i < METRICS_BULK_KINDS; i++)
-		evbuffer_add_printf(out, "outpost_messages_bulk_total{unsubscribe=\"%s\"} %lu\n",
-		    metrics_bulk_kinds[i], atomic_load_explicit(&metrics_bulk_count[i],
-		    memory_order_relaxed));
+	    "List-Unsubscribe; none).", "unsubscribe", metrics_bulk_kinds,
+	    metrics_bulk_count, METRICS_BULK_KINDS);
 	metrics_scalar(out, "outpost_auth_failures_total", "counter",
 	    "AUTH attempts with invalid credentials.",
 	    (double)atomic_load_explicit(&metrics_counters[METRICS_AUTH_FAILURES],
@@ -352,12 +357,9 @@ metrics_render_signing(struct evbuffer *out)
 {
 	unsigned long cum = 0;
 
-	metrics_family(out, "outpost_dkim_signatures_total", "counter",
-	    "DKIM-Signature fields made, by algorithm (submitted mail, DSNs, alerts).");
-	for (size_t i = 0; i < METRICS_DKIM_ALGS; i++)
-		evbuffer_add_printf(out, "outpost_dkim_signatures_total{algorithm=\"%s\"} %lu\n",
-		    metrics_dkim_algs[i], atomic_load_explicit(&metrics_dkim[i],
-		    memory_order_relaxed));
+	metrics_labeled(out, "outpost_dkim_signatures_total",
+	    "DKIM-Signature fields made, by algorithm (submitted mail, DSNs, alerts).",
+	    "algorithm", metrics_dkim_algs, metrics_dkim, METRICS_DKIM_ALGS);
 	metrics_scalar(out, "outpost_arc_seals_total", "counter",
 	    "ARC sets (RFC 8617) added to forwarded mail.",
 	    (double)atomic_load_explicit(&metrics_counters[METRICS_ARC_SEALS],
