@@ -69,7 +69,7 @@ struct unsub_http {
 	struct server *srv;
 	struct evhttp *http;
 	struct store *ro;           /* read-only queue.db: the ledger */
-	struct unsub_key key;
+	const struct unsub_key *key; /* srv->unsub_key (main.c) */
 	struct event *expire;
 	struct unsub_pending *pending;
 };
@@ -355,7 +355,7 @@ unsub_http_token(struct unsub_http *u, const char *path, struct store_unsub_row 
 	util_strlower(token);
 	if ((found = store_unsub_token_find(u->ro, token, r)) <= 0)
 		return found;
-	return unsub_token_check(&u->key, token, r->sender, r->rcpt, r->list, util_now()) ==
+	return unsub_token_check(u->key, token, r->sender, r->rcpt, r->list, util_now()) ==
 	    UNSUB_OK && r->expires >= util_now() ? 1 : 0;
 }
 
@@ -503,7 +503,6 @@ unsub_http_free(struct unsub_http *u)
 	if (u->expire)
 		event_free(u->expire);
 	store_close(u->ro);
-	memset(&u->key, 0, sizeof(u->key));
 	free(u);
 }
 
@@ -515,22 +514,18 @@ unsub_http_start(struct server *srv, char *err, size_t errlen)
 	const struct timeval daily = { UNSUB_HTTP_EXPIRE_EVERY, 0 };
 	char path[PATH_MAX + 32], why[PATH_MAX + 256];
 	struct unsub_http *u;
-	int made;
 
 	if (errlen > 0)
 		err[0] = '\0';
 	if (strcmp(listen, "no") == 0)
 		return NULL;
-	u = xcalloc(1, sizeof(*u));
-	u->srv = srv;
-	snprintf(path, sizeof(path), "%s/" UNSUB_KEY_FILE, srv->conf->server.state_dir);
-	if ((made = unsub_key_load(path, &u->key, why, sizeof(why))) < 0) {
-		snprintf(err, errlen, "%s", why);
-		unsub_http_free(u);
+	if (srv->unsub_key == NULL) {
+		snprintf(err, errlen, "no unsubscribe key loaded");
 		return NULL;
 	}
-	if (made == 1)
-		log_info("unsubscribe: made a new key in %s", path);
+	u = xcalloc(1, sizeof(*u));
+	u->srv = srv;
+	u->key = srv->unsub_key;
 	snprintf(path, sizeof(path), "%s/queue.db", srv->conf->server.state_dir);
 	if ((u->ro = store_open(path, 1, why, sizeof(why))) == NULL) {
 		snprintf(err, errlen, "%s", why);
