@@ -126,9 +126,11 @@ smtp_submit_job_free(struct submit_job *j)
 }
 
 /* smtp_submit_job_sign - DKIM for the From: domain, or for the forwarder's
- * domain when the mail is forwarded or sealed */
+ * domain when the mail is forwarded or sealed. With sign = 0 only the
+ * key is looked for (unsigned = reject|relay): the message never leaves
+ * as it is, its per-recipient copies are signed instead. */
 static void
-smtp_submit_job_sign(struct submit_job *j)
+smtp_submit_job_sign(struct submit_job *j, int sign)
 {
 	const struct dkim_domain *d;
 	const char *dom = j->fwd.seal || j->fwd.forwarded ? j->fwd.domain : j->info.from_domain;
@@ -147,6 +149,8 @@ smtp_submit_job_sign(struct submit_job *j)
 		    "would fail DMARC", log_esc(dom, esc, sizeof(esc)));
 		return;
 	}
+	if (!sign)
+		return;
 	if (dkim_sign_message(j->dkim->signer, d, j->params.queue_id, j->out, j->outlen,
 	    &sig, &siglen, j->dkim_log, sizeof(j->dkim_log), esc, sizeof(esc)) < 0) {
 		/* A local fault, not the client's: it may retry. */
@@ -162,20 +166,31 @@ smtp_submit_job_sign(struct submit_job *j)
 }
 
 /* smtp_submit_keep_plain - keep the unsigned message when it may become
- * per-recipient copies (bulk with our one-click link: decided on the
- * loop, where the volume table is) */
-static void
+ * per-recipient copies (bulk with our one-click link). Returns 1 when it
+ * certainly will (bulk by its header or the account's or domain's
+ * setting): then the original is not kept, nor signed. Whether the
+ * volume rule makes it bulk is only known on the loop, where the volume
+ * table is: then both are kept. */
+static int
 smtp_submit_keep_plain(struct submit_job *j)
 {
 	const struct conf_domain *cd = conf_domain_find(j->s->conf, j->info.from_domain);
+	int account;
 
 	if (j->fwd.forwarded || j->fwd.seal || j->info.has_list_unsubscribe || cd == NULL ||
 	    !cd->unsubscribe || j->s->srv->unsub_key == NULL)
-		return;
+		return 0;
 	j->plain = xmalloc(j->outlen + 1);
 	memcpy(j->plain, j->out, j->outlen);
 	j->plain[j->outlen] = '\0';
 	j->plainlen = j->outlen;
+	account = j->s->auth_user != NULL && auth_user_option(j->s->auth_user, "bulk", NULL);
+	if (bulk_reason(&j->info, 0, account, cd->bulk) == BULK_NO)
+		return 0;
+	free(j->out);
+	j->out = NULL;
+	j->outlen = 0;
+	return 1;
 }
 
 /* smtp_submit_job_work - in the pool: RFC 5322 checks and fixes, the header
@@ -233,8 +248,7 @@ smtp_submit_job_work(void *arg)
 		j->need_fetch = 1;      /* the keys first, on the loop */
 		return;
 	}
-	smtp_submit_keep_plain(j);
-	smtp_submit_job_sign(j);
+	smtp_submit_job_sign(j, !smtp_submit_keep_plain(j));
 }
 
 /* smtp_submit_seal_work - in the pool, the DNS answers in hand: ARC, DKIM */
@@ -256,7 +270,7 @@ smtp_submit_seal_work(void *arg)
 		snprintf(j->err, sizeof(j->err), "451 4.3.0 ARC sealing failed; try again later");
 		return;
 	}
-	smtp_submit_job_sign(j);
+	smtp_submit_job_sign(j, 1);
 }
 
 static void smtp_submit_job_done(void *arg);
