@@ -279,6 +279,20 @@ metrics_family(struct evbuffer *out, const char *name, const char *type, const c
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* metrics_per_listener - a counter family by [listen] section */
+static void
+metrics_per_listener(struct evbuffer *out, const struct conf *c, const char *name,
+    const char *help, int which)
+{
+	char l[METRICS_LABEL_MAX];
+
+	metrics_family(out, name, "counter", help);
+	for (size_t i = 0; c && i < c->nlistens; i++)
+		evbuffer_add_printf(out, "%s{listener=\"%s\"} %lu\n", name,
+		    metrics_escape(c->listens[i].name, l, sizeof(l)),
+		    metrics_named_get(&metrics_listeners, c->listens[i].name, which));
+}
+
 /* metrics_labeled - a counter family with one label over a fixed table */
 static void
 metrics_labeled(struct evbuffer *out, const char *name, const char *help,
@@ -303,29 +317,19 @@ metrics_scalar(struct evbuffer *out, const char *name, const char *type, const c
 static void
 metrics_render_sessions(struct server *srv, struct evbuffer *out)
 {
-	char l[METRICS_LABEL_MAX];
 	const struct conf *c = srv->conf;
 
 	metrics_scalar(out, "outpost_connections_active", "gauge",
 	    "Open submission sessions, all listeners.", (double)srv->nsessions);
-	metrics_family(out, "outpost_connections_total", "counter",
-	    "Submission connections accepted, per [listen] section.");
-	for (size_t i = 0; c && i < c->nlistens; i++)
-		evbuffer_add_printf(out, "outpost_connections_total{listener=\"%s\"} %lu\n",
-		    metrics_escape(c->listens[i].name, l, sizeof(l)),
-		    metrics_named_get(&metrics_listeners, c->listens[i].name,
-		    METRICS_L_CONNECTIONS));
+	metrics_per_listener(out, c, "outpost_connections_total",
+	    "Submission connections accepted, per [listen] section.", METRICS_L_CONNECTIONS);
 	metrics_scalar(out, "outpost_connections_refused_total", "counter",
 	    "Connections refused with 421 at accept (max_connections, per IP or in all).",
 	    (double)atomic_load_explicit(&metrics_counters[METRICS_CONN_REFUSED],
 	    memory_order_relaxed));
-	metrics_family(out, "outpost_messages_received_total", "counter",
-	    "Messages committed to the queue (250 sent), per [listen] section.");
-	for (size_t i = 0; c && i < c->nlistens; i++)
-		evbuffer_add_printf(out, "outpost_messages_received_total{listener=\"%s\"} %lu\n",
-		    metrics_escape(c->listens[i].name, l, sizeof(l)),
-		    metrics_named_get(&metrics_listeners, c->listens[i].name,
-		    METRICS_L_RECEIVED));
+	metrics_per_listener(out, c, "outpost_messages_received_total",
+	    "Messages committed to the queue (250 sent), per [listen] section.",
+	    METRICS_L_RECEIVED);
 	metrics_labeled(out, "outpost_messages_rejected_total",
 	    "Refused MAIL, RCPT or messages, by reason (one per refusal).", "reason",
 	    metrics_reject_names, metrics_rejects, METRICS_REJECTS);
